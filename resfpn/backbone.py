@@ -1,0 +1,80 @@
+"""ResNet backbone: stem, then layer1..layer4 returning C2..C5, declared before it runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .blocks import BasicBlock, Bottleneck
+from .config import Config
+
+
+@dataclass(frozen=True)
+class LevelSpec:
+    """What a backbone promises for one output level. Both fields are required."""
+
+    channels: int
+    stride: int
+
+
+class Stem(nn.Sequential):
+    """7×7 stride-2 conv, BN, ReLU, 3×3 stride-2 max-pool: ``(N, 3, H, W) -> (N, C, H/4, W/4)``."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, 7, stride=2, padding=3, bias=False)
+        self.bn = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.pool = nn.MaxPool2d(3, stride=2, padding=1)
+
+
+class ResNetBackbone(nn.Module):
+    """ResNet without its classifier. ``forward`` returns ``{"C2": .., "C5": ..}``.
+
+    Level ``Ck`` is ``(N, widths[k-2], ceil(H/2^k), ceil(W/2^k))``; ``output_shape()`` declares
+    channels and stride per level without running anything.
+
+    Example:
+        >>> bb = ResNetBackbone(Config())
+        >>> {k: (v.channels, v.stride) for k, v in bb.output_shape().items()}
+        {'C2': (64, 4), 'C3': (128, 8), 'C4': (256, 16), 'C5': (512, 32)}
+    """
+
+    def __init__(self, config: Config):
+        super().__init__()
+        self.stem = Stem(config.input_channels, config.stem_width)
+        self._levels: dict[str, LevelSpec] = {}
+        self.stage_names: dict[str, str] = {}  # level -> module name, e.g. "C2" -> "layer1"
+        in_channels, stride = config.stem_width, 4
+        for i, (width, n_blocks) in enumerate(zip(config.widths, config.blocks)):
+            stage_stride = 1 if i == 0 else 2
+            name = f"layer{i + 1}"
+            blocks = []
+            for j in range(n_blocks):
+                site = f"{name}.{j}"
+                s = stage_stride if j == 0 else 1
+                if config.block == "basic":
+                    blocks.append(BasicBlock(in_channels, width, s, config.skip, site=site))
+                else:
+                    blocks.append(
+                        Bottleneck(in_channels, width, s, config.skip, config.stride_in, config.expansion, site=site)
+                    )
+                in_channels = width
+            self.add_module(name, nn.Sequential(*blocks))
+            stride *= stage_stride
+            level = f"C{i + 2}"
+            self._levels[level] = LevelSpec(channels=width, stride=stride)
+            self.stage_names[level] = name
+
+    def output_shape(self) -> dict[str, LevelSpec]:
+        return dict(self._levels)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = self.stem(x)
+        out = {}
+        for level, name in self.stage_names.items():
+            x = getattr(self, name)(x)
+            out[level] = x
+        return out

@@ -1,0 +1,103 @@
+"""Feature Pyramid Network neck (Lin et al., 2017), built from a backbone's level declaration."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .add import checked_add
+from .backbone import LevelSpec
+
+
+class TopDownResize(nn.Module):
+    """Brings the coarser merged map to the lateral's resolution.
+
+    ``policy='x2'`` (and ``'pad'``, whose input is already padded) scales by exactly 2, as in the
+    paper; ``'match'`` resizes to the lateral's actual size, as torchvision does, so any input works.
+    """
+
+    def __init__(self, mode: str, policy: str):
+        super().__init__()
+        self.mode, self.policy = mode, policy
+
+    def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        if self.policy == "match":
+            return F.interpolate(x, size=size, mode=self.mode)
+        return F.interpolate(x, scale_factor=2.0, mode=self.mode)
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode}, policy={self.policy}"
+
+
+class FPN(nn.Module):
+    """Lateral 1×1 convs, a top-down path of resize + checked add, 3×3 output convs, P6/P7.
+
+    Args:
+        in_levels: backbone declaration, e.g. ``{"C2": LevelSpec(64, 4), .., "C5": LevelSpec(512, 32)}``.
+        out_channels: the pyramid width d.
+        upsample: ``'nearest'`` or ``'bilinear'``.
+        policy: ``'x2'``, ``'match'`` or ``'pad'`` (see ``TopDownResize``).
+        p6: ``'p5-conv'``, ``'c5-conv'``, ``'maxpool'`` or ``'none'``.
+        p7: add P7 = 3×3 stride-2 conv on ReLU(P6).
+
+    ``forward`` takes the backbone's dict and returns ``{"P2": (N, d, H/4, W/4), .., "P6": ..}``.
+    """
+
+    def __init__(
+        self,
+        in_levels: dict[str, LevelSpec],
+        out_channels: int,
+        upsample: str = "nearest",
+        policy: str = "x2",
+        p6: str = "p5-conv",
+        p7: bool = False,
+    ):
+        super().__init__()
+        self.in_levels = dict(in_levels)
+        self.p6_source, self.has_p7 = p6, p7
+        names = list(self.in_levels)
+        top = names[-1]
+        self.lateral = nn.ModuleDict({c: nn.Conv2d(s.channels, out_channels, 1) for c, s in self.in_levels.items()})
+        self.output = nn.ModuleDict({"P" + c[1:]: nn.Conv2d(out_channels, out_channels, 3, padding=1) for c in names})
+        self.upsample = nn.ModuleDict({"P" + c[1:]: TopDownResize(upsample, policy) for c in names[:-1]})
+        self._out: dict[str, LevelSpec] = {"P" + c[1:]: LevelSpec(out_channels, s.stride) for c, s in in_levels.items()}
+        top_stride = self.in_levels[top].stride
+        if p6 == "maxpool":
+            self.p6 = nn.MaxPool2d(1, stride=2)
+        elif p6 in ("p5-conv", "c5-conv"):
+            source_channels = out_channels if p6 == "p5-conv" else self.in_levels[top].channels
+            self.p6 = nn.Conv2d(source_channels, out_channels, 3, stride=2, padding=1)
+        elif p6 != "none":
+            raise ValueError(f"p6={p6!r}: unknown P6 source; allowed: 'p5-conv', 'c5-conv', 'maxpool', 'none'")
+        if p6 != "none":
+            self._out["P6"] = LevelSpec(out_channels, top_stride * 2)
+        if p7:
+            if p6 == "none":
+                raise ValueError("p7=True needs a P6 to build on")
+            self.p7_relu = nn.ReLU()  # not in place: P6 is an output too
+            self.p7 = nn.Conv2d(out_channels, out_channels, 3, stride=2, padding=1)
+            self._out["P7"] = LevelSpec(out_channels, top_stride * 4)
+
+    def output_shape(self) -> dict[str, LevelSpec]:
+        return dict(self._out)
+
+    def forward(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        names = list(self.in_levels)
+        top = names[-1]
+        merged = self.lateral[top](features[top])
+        results = {"P" + top[1:]: self.output["P" + top[1:]](merged)}
+        for c in reversed(names[:-1]):
+            p, coarser = "P" + c[1:], "P" + str(int(c[1:]) + 1)
+            lateral = self.lateral[c](features[c])
+            top_down = self.upsample[p](merged, lateral.shape[-2:])
+            merged = checked_add(lateral, top_down, f"FPN merge into {p}", (f"lateral({c})", f"upsampled {coarser}"))
+            results[p] = self.output[p](merged)
+        results = dict(sorted(results.items()))
+        if self.p6_source != "none":
+            top_p = "P" + top[1:]
+            source = features[top] if self.p6_source == "c5-conv" else results[top_p]
+            results["P6"] = self.p6(source)
+        if self.has_p7:
+            results["P7"] = self.p7(self.p7_relu(results["P6"]))
+        return results

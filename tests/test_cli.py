@@ -1,0 +1,60 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from resfpn.cli import main
+
+
+def test_table_and_exit_status_zero(capsys):
+    assert main(["--input", "224x320", "--p7"]) == 0
+    out = capsys.readouterr().out
+    assert "P6     256×4×5" in out and "P7     256×2×3" in out and "recept. field" in out and "FLOPs = 2 × MACs" in out
+
+
+def test_json_report_keys(capsys):
+    assert main(["--preset", "retinanet", "--input", "256", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert {"config", "levels", "additions", "mismatch", "params", "macs", "flops", "activation_bytes"} <= set(report)
+    assert report["mismatch"] is None
+    assert report["levels"]["P3"] == {**report["levels"]["P3"], "shape": [1, 256, 32, 32], "stride": 8}
+    assert set(report["levels"]["C5"]) >= {"shape", "stride", "receptive_field"}
+    assert set(report["additions"][0]) >= {"where", "shapes", "ok"}
+    for key in ("params", "macs"):
+        assert set(report[key]) >= {"total", "backbone", "fpn", "parts"}
+        assert set(report[key]["parts"]) == {"stem", "layer1", "layer2", "layer3", "layer4",
+                                             "fpn.lateral", "fpn.output", "fpn.extra"}
+
+
+def test_mismatch_exits_one_with_the_diagnosis(capsys):
+    assert main(["--input", "225", "--json"]) == 1
+    mismatch = json.loads(capsys.readouterr().out)["mismatch"]
+    assert mismatch["where"] == "FPN merge into P4"
+    assert mismatch["shapes"] == [[1, 256, 15, 15], [1, 256, 16, 16]] and mismatch["dim"] == 2
+    assert "use input 224×224" in mismatch["hint"]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--skip", "E"], "invalid choice: 'E'"),
+        (["--input", "22x"], "expected 224 or 224x320"),
+        (["--widths", "64,128"], "expected four values"),
+        (["--fpn-width", "0"], "fpn_width=0: must be between 1 and 4096"),
+        (["--block", "bottleneck", "--widths", "64,128,256,510"], "divisible by the expansion 4"),
+    ],
+)
+def test_bad_arguments_exit_two_with_a_message(argv, message):
+    proc = subprocess.run([sys.executable, "-m", "resfpn", *argv], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+
+
+def test_json_config_round_trips_into_config():
+    from resfpn import Config
+
+    proc = subprocess.run([sys.executable, "-m", "resfpn", "--preset", "faster-rcnn", "--input", "300x200", "--json"],
+                          capture_output=True, text=True, check=True)
+    cfg = json.loads(proc.stdout)["config"]
+    assert Config(**cfg) == Config.preset("faster-rcnn", input_height=300, input_width=200)
