@@ -1,9 +1,392 @@
-"""resfpn explorer (placeholder until the app lands)."""
+"""resfpn explorer: a Gradio page over the resfpn library (layout and wiring only)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
-with gr.Blocks(title="resfpn") as demo:
-    gr.Markdown("# resfpn\nThe explorer is being built; `python -m resfpn --help` works today.")
+from resfpn import Config, ConfigError, ShapeMismatchError, WeightsError
+from resfpn.activations import REDUCTIONS, level_stats, reduce_channels
+from resfpn.add import format_shape
+from resfpn.config import P6_SOURCES, PRESET_NOTES, PRESETS, SKIP_OPTIONS
+from resfpn.engine import Engine, Weights, cached_trace
+from resfpn.figures import architecture_figure, block_figure, heatmap_grid_figure, level_bars_figure
+from resfpn.images import ImageError, decode_image
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+EXAMPLES = sorted((ASSETS / "examples").glob("*.jpg"))
+MAX_FIXES = 4
+COLORSCALES = ["Viridis", "Inferno", "Cividis", "RdBu", "Greys"]
+
+# Controls in the order every handler receives them; each maps to a Config field.
+CONTROLS = (
+    ["input_height", "input_width"]
+    + [f"widths.{i}" for i in range(4)]
+    + [f"blocks.{i}" for i in range(4)]
+    + ["block", "stride_in", "skip", "stem_width", "fpn_from", "fpn_width", "upsample", "policy", "p6", "p7"]
+)
+
+engine = Engine()
+cached_trace(Config())  # warm the trace path so the first slider move is not the slow one
+
+
+# ---------------------------------------------------------------------------------------------
+# Plain functions: controls <-> Config, and the text the page shows.
+
+
+def _control_label(name: str) -> str:
+    if "." in name:
+        field, i = name.split(".")
+        return f"layer{int(i) + 1} {field.rstrip('s')}{'s' if field == 'blocks' else ''}"
+    return name.replace("_", " ")
+
+
+def config_from_controls(values: list[Any]) -> Config:
+    d: dict[str, Any] = {"widths": [0] * 4, "blocks": [0] * 4}
+    for name, value in zip(CONTROLS, values):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if value is None:
+            raise gr.Error(f"{_control_label(name)} is empty: enter a whole number", title="Configuration refused")
+        if "." in name:
+            field, i = name.split(".")
+            d[field][int(i)] = value
+        else:
+            d[name] = value
+    try:
+        return Config(**d)
+    except ConfigError as err:
+        raise gr.Error(str(err), title="Configuration refused") from None
+
+
+def controls_from_config(config: Config) -> list[Any]:
+    d = config.to_dict()
+    return [d[n.split(".")[0]][int(n.split(".")[1])] if "." in n else d[n] for n in CONTROLS]
+
+
+def _si(n: float) -> str:
+    for scale, suffix in ((1e9, " G"), (1e6, " M"), (1e3, " k")):
+        if n >= scale:
+            return f"{n / scale:.2f}{suffix}"
+    return f"{n:.0f}"
+
+
+def shape_summary(t) -> str:
+    c = t.config
+    parts = [
+        f"**{c.input_height}×{c.input_width} input** · parameters **{_si(t.params.total)}** "
+        f"(backbone {_si(t.params.backbone)}, FPN {_si(t.params.fpn)})",
+        f"MACs **{_si(t.macs.total)}** (FLOPs = 2×MACs = {_si(t.flops.total)})",
+        f"activations {t.activation_bytes['total'] / 2**20:.1f} MiB",
+    ]
+    if t.backbone_input_shape and tuple(t.backbone_input_shape[-2:]) != (c.input_height, c.input_width):
+        parts.append(f"padded to {t.backbone_input_shape[2]}×{t.backbone_input_shape[3]}")
+    return " · ".join(parts)
+
+
+def mismatch_markdown(err: ShapeMismatchError | None) -> str:
+    if err is None:
+        return "**Every addition holds**: each ⊕ has operands of identical shape."
+    return (
+        f"### Shape mismatch at {err.where}\n"
+        f"`{err.operands[0]}` is **{format_shape(err.shapes[0])}** but `{err.operands[1]}` is "
+        f"**{format_shape(err.shapes[1])}**: dimension **{err.dim_name}** differs "
+        f"({err.shapes[0][err.dim]} vs {err.shapes[1][err.dim]}). An element-wise addition needs identical shapes.\n\n"
+        f"**Why:** {err.cause}\n\n**Fix** with one click below, or change the controls."
+    )
+
+
+def _architecture_outputs(config: Config) -> tuple:
+    t = cached_trace(config)
+    fixes = t.mismatch.fixes[:MAX_FIXES] if t.mismatch else []
+    buttons = [gr.update(visible=i < len(fixes), value=fixes[i].label if i < len(fixes) else "") for i in range(MAX_FIXES)]
+    return (
+        architecture_figure(t),
+        block_figure(t),
+        level_bars_figure(t),
+        shape_summary(t),
+        mismatch_markdown(t.mismatch),
+        skip_explanation(config.skip),
+        [f.to_dict() for f in fixes],
+        t.to_dict() | {"modules": f"{len(t.modules)} module calls (see python -m resfpn --json)"},
+        *buttons,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Event handlers.
+
+
+def on_architecture(*values):
+    """Any architecture control changed: re-trace on the meta device (no image, no forward)."""
+    return _architecture_outputs(config_from_controls(list(values)))
+
+
+def on_preset(name: str):
+    config = Config.preset(name)
+    return [*controls_from_config(config), PRESET_NOTES[name], *_architecture_outputs(config)]
+
+
+def on_fix(index: int, fixes: list[dict], *values):
+    if index >= len(fixes):
+        raise gr.Error("That fix no longer applies: the configuration changed.", title="Nothing to fix")
+    config = config_from_controls(list(values)).replace(**fixes[index]["changes"])
+    return [*controls_from_config(config), *_architecture_outputs(config)]
+
+
+def skip_explanation(skip: str) -> str:
+    return f"**{skip}** — {SKIP_OPTIONS[skip]}"
+
+
+def _weights(mode: str, seed: float | None, checkpoint: str | None) -> Weights:
+    if mode == "checkpoint":
+        if not checkpoint:
+            raise gr.Error("Upload a torchvision checkpoint (.pth) first, or choose seeded random weights.",
+                           title="No checkpoint")
+        return Weights.from_file(checkpoint)
+    return Weights(seed=int(seed or 0))
+
+
+def _decode(image_path: str | None):
+    if not image_path:
+        raise gr.Error("Choose an example image or upload one first.", title="No image")
+    try:
+        return decode_image(image_path)
+    except ImageError as err:
+        raise gr.Error(f"This file cannot be used: {err}.", title="Image refused") from None
+
+
+def _heatmaps(run, t, reduction: str, channel: float | None, overlay: bool, opacity: float, colorscale: str,
+              shared: bool):
+    maps, skipped = {}, []
+    for name, x in run.levels.items():
+        try:
+            maps[name] = reduce_channels(x, reduction, int(channel or 0))
+        except ValueError:
+            skipped.append(f"{name} has {x.shape[1]} channels")
+    if not maps:
+        raise gr.Error(f"Channel {int(channel or 0)} does not exist at any level ({'; '.join(skipped)}).",
+                       title="No such channel")
+    fig = heatmap_grid_figure(maps, t, colorscale=colorscale, shared_scale=shared,
+                              image=run.image if overlay else None, opacity=opacity,
+                              reduction_label=REDUCTIONS[reduction])
+    note = f" Channel {int(channel or 0)} is not shown where it does not exist ({'; '.join(skipped)})." if skipped else ""
+    return fig, note
+
+
+def _stats_rows(run) -> list[list]:
+    rows = []
+    for name, x in run.levels.items():
+        s = level_stats(x)
+        top = ", ".join(f"{i} ({e:.3g})" for i, e in s["top_channels"])
+        rows.append([name, format_shape(tuple(x.shape)), round(s["mean"], 4), round(s["std"], 4),
+                     f"{100 * s['zeros']:.1f} %", top])
+    return rows
+
+
+def _run_status(run, decoded, t) -> str:
+    w, h = decoded.original_size
+    c = t.config
+    how = f"resized {w}×{h} → {c.input_width}×{c.input_height} (bilinear, aspect ratio not kept), ImageNet-normalised"
+    forward = "cached, no forward" if run.cached else f"forward {run.forward_seconds * 1e3:.0f} ms"
+    build = f"build {run.build_seconds * 1e3:.0f} ms" if run.build_seconds else "model reused"
+    loaded = f" ({run.load.summary()})" if run.load else ""
+    notes = ("; " + "; ".join(decoded.notes)) if decoded.notes else ""
+    return (
+        f"parameters {_si(t.params.total)} · MACs {_si(t.macs.total)} · {build} · {forward} · "
+        f"weights: **{run.weights}**{loaded} · image: {how}{notes}"
+    )
+
+
+def on_run(*args):
+    """Run the image through the model (reusing a built model and cached activations)."""
+    values, (image_path, mode, seed, checkpoint, reduction, channel, overlay, opacity, colorscale, shared) = (
+        list(args[: len(CONTROLS)]), args[len(CONTROLS):])
+    config = config_from_controls(values)
+    t = cached_trace(config)
+    if t.mismatch:
+        raise gr.Error(f"{t.mismatch.headline} See the fixes above the diagram.", title="Cannot run: shape mismatch")
+    if config.input_channels != 3:
+        raise gr.Error("Images have 3 channels; set input channels to 3 to run one.", title="Cannot run")
+    decoded = _decode(image_path)
+    try:
+        run = engine.run(config, decoded.image, _weights(mode, seed, checkpoint))
+    except WeightsError as err:
+        raise gr.Error(str(err), title="Checkpoint refused") from None
+    fig, note = _heatmaps(run, t, reduction, channel, overlay, opacity, colorscale, shared)
+    return fig, _stats_rows(run), _run_status(run, decoded, t) + note, {"key": run.key, "config": config}
+
+
+def on_display(state: dict | None, reduction, channel, overlay, opacity, colorscale, shared):
+    """A display option changed: re-render from the activations already computed."""
+    if not state:
+        return gr.update(), gr.update()
+    run = engine.cached_run(state["key"])
+    if run is None:
+        return gr.update(), "The activations left the cache; press Run again."
+    fig, note = _heatmaps(run, cached_trace(state["config"]), reduction, channel, overlay, opacity, colorscale, shared)
+    return fig, gr.update() if not note else note
+
+
+def analyze(config: dict, image: gr.FileData | None = None) -> dict:
+    """Trace a configuration and, given an image, run it and return per-level activation statistics.
+
+    Args:
+        config: configuration fields, the same keys as ``config`` in the report (missing keys take
+            the reference design's defaults), e.g. {"input_height": 512, "input_width": 512, "skip": "A"}.
+        image: optional image file (gradio_client.handle_file(path)).
+    Returns:
+        The JSON report of `python -m resfpn --json`; with an image also `stats` per level and `run`.
+    """
+    try:
+        cfg = Config.from_dict(dict(config or {}))
+    except (ConfigError, TypeError) as err:
+        raise gr.Error(str(err), title="Configuration refused") from None
+    t = cached_trace(cfg)
+    report = t.to_dict()
+    if image is None:
+        return report
+    if t.mismatch:
+        raise gr.Error(f"cannot run the image: {t.mismatch.headline}", title="Shape mismatch")
+    decoded = _decode(_uploaded_path(image))
+    run = engine.run(cfg, decoded.image, Weights())
+    report["stats"] = {k: level_stats(v) for k, v in run.levels.items()}
+    report["run"] = {"forward_seconds": run.forward_seconds, "cached": run.cached, "weights": run.weights,
+                     "image_size": list(decoded.original_size)}
+    return report
+
+
+def _uploaded_path(image: Any) -> str:
+    """gr.api hands inputs over unprocessed: accept only files uploaded to this server."""
+    path = image.get("path") if isinstance(image, dict) else None
+    if not isinstance(path, str):
+        raise gr.Error("image must be a file sent with gradio_client.handle_file(path)", title="Image refused")
+    resolved = Path(path).resolve()
+    if not resolved.is_relative_to(Path(get_upload_folder()).resolve()) or not resolved.is_file():
+        raise gr.Error("image was not uploaded to this server", title="Image refused")
+    return str(resolved)
+
+
+# ---------------------------------------------------------------------------------------------
+# Layout.
+
+_ref = Config()
+with gr.Blocks(title="resfpn — ResNet + FPN shape explorer") as demo:
+    gr.Markdown(
+        "# resfpn — see every shape of a ResNet + FPN\n"
+        "`y = F(x) + S(x)` and every FPN merge are **element-wise additions**: both operands must have "
+        "identical shapes. Change the design on the left; the shapes update from a shape-only trace "
+        "(no image, no memory). Where an addition's operands disagree, the explorer says where, why and how to fix it."
+    )
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=330):
+            preset = gr.Dropdown([(f"{n} — {PRESET_NOTES[n]}", n) for n in PRESETS], value="reference",
+                                 label="Preset", elem_id="preset")
+            preset_note = gr.Markdown(PRESET_NOTES["reference"])
+            with gr.Accordion("Input", open=True):
+                input_height = gr.Slider(1, 2048, value=_ref.input_height, step=1, label="Input height H",
+                                         elem_id="input-height")
+                input_width = gr.Slider(1, 2048, value=_ref.input_width, step=1, label="Input width W",
+                                        elem_id="input-width")
+            with gr.Accordion("Backbone", open=True):
+                block = gr.Radio([("basic (two 3×3)", "basic"), ("bottleneck (1×1, 3×3, 1×1)", "bottleneck")],
+                                 value=_ref.block, label="Block type")
+                stride_in = gr.Radio([("3×3 (torchvision, v1.5)", "3x3"), ("first 1×1 (paper, v1)", "1x1")],
+                                     value=_ref.stride_in, label="Bottleneck: stride sits in")
+                skip = gr.Radio([(f"{k} — {v.split(':')[0]}", k) for k, v in SKIP_OPTIONS.items()], value=_ref.skip,
+                                label="Skip connection S(x) (ResNet paper options)", elem_id="skip")
+                skip_note = gr.Markdown(skip_explanation(_ref.skip))
+                stem_width = gr.Number(_ref.stem_width, precision=0, minimum=1, label="Stem width")
+                widths, blocks = [], []
+                for i in range(4):
+                    with gr.Row():
+                        widths.append(gr.Number(_ref.widths[i], precision=0, minimum=1, min_width=90,
+                                                label=f"layer{i + 1} → C{i + 2} width", elem_id=f"width-{i}"))
+                        blocks.append(gr.Number(_ref.blocks[i], precision=0, minimum=1, min_width=90,
+                                                label=f"layer{i + 1} blocks", elem_id=f"blocks-{i}"))
+            with gr.Accordion("FPN", open=True):
+                fpn_from = gr.Radio([("C2–C5", "C2"), ("C3–C5 (RetinaNet)", "C3")], value=_ref.fpn_from,
+                                    label="FPN input levels")
+                fpn_width = gr.Number(_ref.fpn_width, precision=0, minimum=1, label="FPN width d")
+                upsample = gr.Radio(["nearest", "bilinear"], value=_ref.upsample, label="Upsampling")
+                policy = gr.Radio([("×2", "x2"), ("match lateral size", "match"), ("pad input to 32", "pad")],
+                                  value=_ref.policy, label="Top-down size policy", elem_id="policy")
+                p6 = gr.Dropdown([("3×3 s2 conv on P5", "p5-conv"), ("3×3 s2 conv on C5", "c5-conv"),
+                                  ("max-pool of P5", "maxpool"), ("no P6", "none")], value=_ref.p6, label="P6")
+                p7 = gr.Checkbox(_ref.p7, label="P7 (3×3 s2 conv on ReLU(P6))")
+        with gr.Column(scale=3):
+            summary = gr.Markdown(elem_id="summary")
+            mismatch = gr.Markdown(elem_id="mismatch")
+            with gr.Row():
+                fix_buttons = [gr.Button(visible=False, size="sm", elem_id=f"fix-{i}") for i in range(MAX_FIXES)]
+            with gr.Tabs():
+                with gr.Tab("Architecture", id="arch"):
+                    arch_plot = gr.Plot(label="Architecture map", show_label=False, elem_id="arch-plot")
+                with gr.Tab("Residual blocks", id="blocks"):
+                    block_plot = gr.Plot(label="F(x) and S(x) at each stage transition", show_label=False, elem_id="block-plot")
+                with gr.Tab("Per-level numbers", id="bars"):
+                    bars_plot = gr.Plot(label="Per level and part", show_label=False, elem_id="bars-plot")
+                with gr.Tab("Feature heatmaps", id="heat"):
+                    with gr.Row():
+                        with gr.Column(scale=1, min_width=260):
+                            image = gr.Image(type="filepath", label="Image", elem_id="image", height=240,
+                                             sources=["upload", "clipboard"])
+                            gr.Examples([[str(p)] for p in EXAMPLES], inputs=[image], label="Example photos",
+                                        cache_examples=False, elem_id="examples")
+                        with gr.Column(scale=1, min_width=260):
+                            weights_mode = gr.Radio([("seeded random", "random"), ("torchvision checkpoint", "checkpoint")],
+                                                    value="random", label="Weights")
+                            seed = gr.Number(0, precision=0, label="Seed")
+                            checkpoint = gr.File(label="Checkpoint (.pth, torchvision layout)",
+                                                 file_types=[".pth", ".pt"], type="filepath")
+                            run_button = gr.Button("Run", variant="primary", elem_id="run")
+                        with gr.Column(scale=1, min_width=260):
+                            reduction = gr.Radio([(v, k) for k, v in REDUCTIONS.items()], value="mean",
+                                                 label="Channel reduction")
+                            channel = gr.Number(0, precision=0, minimum=0, label="Channel (for 'one chosen channel')")
+                            overlay = gr.Checkbox(True, label="Overlay on the image")
+                            opacity = gr.Slider(0.1, 1.0, value=0.6, step=0.05, label="Heatmap opacity")
+                            colorscale = gr.Dropdown(COLORSCALES, value="Viridis", label="Colour scale")
+                            shared = gr.Checkbox(False, label="One colour scale for all maps")
+                    run_status = gr.Markdown(elem_id="run-status")
+                    heat_plot = gr.Plot(label="C2–C5 (top) and P2–P7 (bottom)", show_label=False, elem_id="heat-plot")
+                    stats = gr.Dataframe(headers=["level", "shape C×H×W", "mean", "std", "zeros", "top channels (energy)"],
+                                         interactive=False, label="Per-level activation statistics")
+                with gr.Tab("Report (JSON)", id="json"):
+                    report = gr.JSON(label="Trace report")
+    fixes_state = gr.State([])
+    run_state = gr.State(None)
+
+    # -----------------------------------------------------------------------------------------
+    # Wiring.
+    controls = [input_height, input_width, *widths, *blocks, block, stride_in, skip, stem_width, fpn_from,
+                fpn_width, upsample, policy, p6, p7]
+    arch_outputs = [arch_plot, block_plot, bars_plot, summary, mismatch, skip_note, fixes_state, report, *fix_buttons]
+    display = [reduction, channel, overlay, opacity, colorscale, shared]
+
+    gr.on([c.input for c in controls], on_architecture, controls, arch_outputs, api_name="trace",
+          trigger_mode="always_last", show_progress="minimal", concurrency_id="trace", concurrency_limit=4)
+    demo.load(on_architecture, controls, arch_outputs, api_visibility="private")
+    preset.input(on_preset, preset, [*controls, preset_note, *arch_outputs], api_name="preset",
+                 concurrency_id="trace")
+    for i, button in enumerate(fix_buttons):
+        button.click(lambda fixes, *values, i=i: on_fix(i, fixes, *values), [fixes_state, *controls],
+                     [*controls, *arch_outputs], api_visibility="private", concurrency_id="trace")
+    run_button.click(on_run, [*controls, image, weights_mode, seed, checkpoint, *display],
+                     [heat_plot, stats, run_status, run_state], api_name="run", concurrency_id="model",
+                     concurrency_limit=1)
+    gr.on([c.input for c in display], on_display, [run_state, *display], [heat_plot, run_status],
+          api_visibility="private", trigger_mode="always_last", concurrency_id="display", concurrency_limit=2)
+    gr.api(analyze, api_name="analyze", concurrency_id="model", concurrency_limit=1)
+
+demo.queue(max_size=32)
 
 if __name__ == "__main__":
-    demo.launch()
+    demo.launch(
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        max_file_size="25mb",
+    )

@@ -1,0 +1,150 @@
+"""Build, cache and run models for an interactive explorer (no UI code here).
+
+Models are cached by architecture and weights (input size does not change a model), activations
+by architecture, weights, input size and image content, so a display-only change or a repeated
+run costs no forward. ``forwards`` counts the real forwards, for tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from .config import Config
+from .images import resize_for_input, to_tensor
+from .model import ResFPN, build_model
+from .trace import Trace, trace
+from .weights import LoadResult, load_checkpoint, load_torchvision_weights
+
+
+@functools.lru_cache(maxsize=256)
+def cached_trace(config: Config) -> Trace:
+    """``trace(config)``, memoised per configuration (configs are frozen and hashable)."""
+    return trace(config)
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Which weights a model gets: seeded random, or a checkpoint file identified by content."""
+
+    seed: int = 0
+    checkpoint: str | None = None  # path of a torchvision checkpoint file
+    digest: str = ""  # sha256 of the checkpoint file, filled in by ``Weights.from_file``
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "Weights":
+        return cls(checkpoint=str(path), digest=hashlib.sha256(Path(path).read_bytes()).hexdigest())
+
+    @property
+    def key(self) -> tuple:
+        return ("file", self.digest) if self.checkpoint else ("seed", self.seed)
+
+    @property
+    def label(self) -> str:
+        if self.checkpoint:
+            return f"checkpoint {Path(self.checkpoint).name} (sha256 {self.digest[:12]}…)"
+        return f"seeded random weights (seed {self.seed})"
+
+
+@dataclass
+class Run:
+    """One forward's result: every level's activations ``(N, C, H_k, W_k)`` and its timings."""
+
+    levels: dict[str, torch.Tensor]
+    image: Image.Image  # the image as the network saw it (resized to the input size)
+    build_seconds: float
+    forward_seconds: float
+    weights: str
+    key: tuple = ()
+    load: LoadResult | None = None
+    cached: bool = False  # True when served from the cache without a forward
+
+
+def architecture_key(config: Config) -> Config:
+    """The part of a configuration a model depends on: everything but input size and batch."""
+    return config.replace(input_height=1, input_width=1, batch=1)
+
+
+def image_digest(image: Image.Image) -> str:
+    return hashlib.sha256(image.tobytes() + repr((image.size, image.mode)).encode()).hexdigest()
+
+
+class _LRU(OrderedDict):
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def get_or(self, key, make):
+        if key in self:
+            self.move_to_end(key)
+            return self[key], False
+        value = make()
+        self[key] = value
+        while len(self) > self.size:
+            self.popitem(last=False)
+        return value, True
+
+
+class Engine:
+    """Builds and runs models with bounded caches; one forward at a time."""
+
+    def __init__(self, max_models: int = 3, max_runs: int = 4, device: str | None = None):
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self._models = _LRU(max_models)
+        self._runs = _LRU(max_runs)
+        self._lock = threading.Lock()
+        self.forwards = 0
+        self.builds = 0
+
+    def model(self, config: Config, weights: Weights) -> tuple[ResFPN, LoadResult | None, float]:
+        """The model for ``config`` with ``weights``: (model, what was loaded, build seconds; 0 if cached)."""
+        key = (architecture_key(config), weights.key)
+
+        def make():
+            start = time.perf_counter()
+            model = build_model(architecture_key(config), seed=weights.seed)
+            load = None
+            if weights.checkpoint:
+                load = load_torchvision_weights(model, load_checkpoint(weights.checkpoint))
+            self.builds += 1
+            return model.to(self.device), load, time.perf_counter() - start
+
+        with self._lock:
+            (model, load, seconds), fresh = self._models.get_or(key, make)
+        return model, load, seconds if fresh else 0.0
+
+    def run(self, config: Config, image: Image.Image, weights: Weights = Weights()) -> Run:
+        """Resize ``image`` to the input size, run it, and return every level (cached by content)."""
+        resized = resize_for_input(image, config.input_height, config.input_width)
+        key = (architecture_key(config), weights.key, config.input_shape, image_digest(resized))
+        model, load, build_seconds = self.model(config, weights)
+
+        def make():
+            x = to_tensor(resized, config.batch).to(self.device)
+            start = time.perf_counter()
+            with torch.inference_mode():
+                out = model(x)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+            self.forwards += 1
+            levels = {k: v.float().cpu() for k, v in out.items()}
+            return Run(levels, resized, build_seconds, time.perf_counter() - start, weights.label, key, load)
+
+        with self._lock:
+            run, fresh = self._runs.get_or(key, make)
+        return run if fresh else dataclasses.replace(run, cached=True, build_seconds=0.0)
+
+    def cached_run(self, key: tuple) -> Run | None:
+        """A previous run by its key, or None once it has left the cache."""
+        with self._lock:
+            run = self._runs.get(key)
+        return dataclasses.replace(run, cached=True, build_seconds=0.0) if run else None

@@ -1,0 +1,77 @@
+"""Caps that keep a shared server alive: architecture sizes, real-run input size, memory budget.
+
+Shape-only traces run on the meta device and stay allowed at any input size the configuration
+accepts; the input-size cap and the memory guard apply only before a real forward.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from .config import Config
+from .trace import Trace
+
+
+class LimitError(ValueError):
+    """A request above a serving cap; the message names the value and the cap."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_width: int = 2048  # channels of any stage, the stem or the FPN
+    max_blocks: int = 16  # per stage
+    max_run_input: int = 2048  # height and width of a real forward (traces may go to 8192)
+    max_run_batch: int = 4
+    memory_budget: int = 8 * 2**30  # bytes for parameters + activations of one forward
+
+    @classmethod
+    def from_env(cls) -> "Limits":
+        """Defaults, with ``RESFPN_MEMORY_BUDGET_MB`` overriding the memory budget."""
+        budget = os.environ.get("RESFPN_MEMORY_BUDGET_MB")
+        if budget is None:
+            return cls()
+        try:
+            return cls(memory_budget=int(float(budget) * 2**20))
+        except ValueError:
+            raise LimitError(f"RESFPN_MEMORY_BUDGET_MB={budget!r}: expected a number of MiB") from None
+
+    def check_architecture(self, config: Config) -> None:
+        """Refuse widths and depths above the caps (for traces and runs alike)."""
+        for i, w in enumerate(config.widths):
+            if w > self.max_width:
+                raise LimitError(f"layer{i + 1} width {w} is above this server's cap of {self.max_width} channels")
+        for name in ("stem_width", "fpn_width"):
+            value = getattr(config, name)
+            if value > self.max_width:
+                raise LimitError(f"{name} {value} is above this server's cap of {self.max_width} channels")
+        for i, b in enumerate(config.blocks):
+            if b > self.max_blocks:
+                raise LimitError(f"layer{i + 1} has {b} blocks; this server's cap is {self.max_blocks} per stage")
+
+    def check_run(self, t: Trace) -> int:
+        """Refuse a real forward above the input cap or the memory budget; returns the estimate in bytes."""
+        c = t.config
+        self.check_architecture(c)
+        if max(c.input_height, c.input_width) > self.max_run_input:
+            raise LimitError(
+                f"input {c.input_height}×{c.input_width} is above this server's cap of {self.max_run_input} "
+                f"pixels a side for a real run (shape-only traces go up to 8192)"
+            )
+        if c.batch > self.max_run_batch:
+            raise LimitError(f"batch {c.batch} is above this server's cap of {self.max_run_batch} for a real run")
+        estimate = memory_estimate(t)
+        if estimate > self.memory_budget:
+            raise LimitError(
+                f"this run would need about {estimate / 2**30:.2f} GiB (parameters + activations, from the shape "
+                f"trace), above this server's budget of {self.memory_budget / 2**30:.2f} GiB; use a smaller input "
+                f"or narrower widths"
+            )
+        return estimate
+
+
+def memory_estimate(t: Trace) -> int:
+    """Bytes a float32 forward needs: parameters, the input, and the trace's activation peak estimate."""
+    c = t.config
+    input_bytes = 4 * c.batch * c.input_channels * c.input_height * c.input_width
+    return 4 * t.params.total + input_bytes + t.activation_bytes["peak_estimate"]

@@ -1,0 +1,45 @@
+"""The documented /analyze endpoint through gradio_client, against `python app.py` on 127.0.0.1."""
+
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+
+from app import EXAMPLES
+
+
+@pytest.fixture(scope="module")
+def client(served_app):
+    return Client(served_app, verbose=False)
+
+
+def test_analyze_is_listed_in_the_api(client):
+    endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert {"/analyze", "/run", "/trace", "/preset"} <= set(endpoints)
+
+
+def test_analyze_without_an_image_returns_the_report(client):
+    report = client.predict({"input_height": 225, "input_width": 225}, None, api_name="/analyze")
+    assert report["mismatch"]["where"] == "FPN merge into P4"
+    assert report["config"]["input_height"] == 225 and "stats" not in report
+    ok = client.predict({"input_height": 256, "input_width": 320, "p7": True}, api_name="/analyze")
+    assert ok["mismatch"] is None and ok["levels"]["P7"]["shape"] == [1, 256, 2, 3]
+
+
+def test_analyze_with_an_image_adds_statistics(client):
+    report = client.predict({"input_height": 128, "input_width": 128}, handle_file(str(EXAMPLES[0])),
+                            api_name="/analyze")
+    assert set(report["stats"]) == set(report["levels"])
+    assert {"mean", "std", "zeros", "top_channels"} <= set(report["stats"]["P2"])
+    assert report["run"]["weights"] == "seeded random weights (seed 0)"
+
+
+def test_analyze_refuses_bad_input_readably_and_keeps_serving(client, tmp_path):
+    with pytest.raises(AppError, match=r"skip='E': unknown value"):
+        client.predict({"skip": "E"}, api_name="/analyze")
+    with pytest.raises(AppError, match=r"unknown configuration key\(s\) \['colour'\]"):
+        client.predict({"colour": 1}, api_name="/analyze")
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    with pytest.raises(AppError, match="This file cannot be used"):
+        client.predict({}, handle_file(str(bad)), api_name="/analyze")
+    assert client.predict({}, api_name="/analyze")["mismatch"] is None

@@ -1,0 +1,117 @@
+"""The app's handlers, called directly as Gradio would call them."""
+
+import gradio as gr
+import plotly.graph_objects as go
+import pytest
+
+import app
+from resfpn import Config
+
+EXAMPLE = str(app.EXAMPLES[0])
+DISPLAY = ["mean", 0, True, 0.6, "Viridis", False]
+
+
+def controls(**changes):
+    return app.controls_from_config(Config(**changes))
+
+
+def _outputs(values):
+    keys = ["arch", "block", "bars", "summary", "mismatch", "skip_note", "fixes", "report"]
+    return dict(zip(keys, values)) | {"buttons": values[len(keys):]}
+
+
+def test_controls_round_trip_every_config_field():
+    config = Config.preset("retinanet", input_height=300, input_width=500)
+    assert app.config_from_controls(app.controls_from_config(config)) == config
+    assert len(app.CONTROLS) == len(app.controls_from_config(config))
+
+
+def test_architecture_change_updates_shape_figures_without_a_forward():
+    before = app.engine.forwards
+    out = _outputs(app.on_architecture(*controls(input_height=320, input_width=256)))
+    assert isinstance(out["arch"], go.Figure) and isinstance(out["block"], go.Figure) and isinstance(out["bars"], go.Figure)
+    assert "256×80×64" in out["arch"].to_json()  # P2 at 320×256
+    assert out["report"]["levels"]["P2"]["shape"] == [1, 256, 80, 64]
+    assert "Every addition holds" in out["mismatch"]
+    assert all(b["visible"] is False for b in out["buttons"])
+    assert app.engine.forwards == before
+
+
+def test_run_gives_heatmaps_for_every_level_and_display_changes_do_not_rerun():
+    values = controls(input_height=128, input_width=128, p7=True)
+    fig, rows, status, state = app.on_run(*values, EXAMPLE, "random", 0, None, *DISPLAY)
+    heatmaps = [t for t in fig.data if t.type == "heatmap"]
+    assert len(heatmaps) == len(Config(p7=True).levels) == 10
+    assert [r[0] for r in rows] == list(Config(p7=True).levels)
+    assert "seeded random weights (seed 0)" in status and "resized" in status
+    forwards = app.engine.forwards
+    for display in (["l2", 0, False, 0.6, "Inferno", True], ["channel", 5, True, 0.3, "Cividis", False]):
+        fig2, _ = app.on_display(state, *display)
+        assert len([t for t in fig2.data if t.type == "heatmap"]) == 10
+    assert app.engine.forwards == forwards  # no new forward for display-only changes
+    app.on_run(*values, EXAMPLE, "random", 0, None, *DISPLAY)
+    assert app.engine.forwards == forwards  # same architecture, weights and image: cached
+
+
+def test_mismatch_is_shown_with_fixes_that_work():
+    out = _outputs(app.on_architecture(*controls(input_height=225, input_width=225)))
+    assert "Shape mismatch at FPN merge into P4" in out["mismatch"]
+    assert "15" in out["mismatch"] and "16" in out["mismatch"]
+    labels = [b["value"] for b in out["buttons"] if b["visible"]]
+    assert labels[0] == "use input 224×224" and any("match" in label for label in labels)
+    fixed = app.on_fix(0, out["fixes"], *controls(input_height=225, input_width=225))
+    n = len(app.CONTROLS)
+    assert fixed[:2] == [224, 224]
+    assert "Every addition holds" in _outputs(fixed[n:])["mismatch"]
+    fixed = app.on_fix(2, out["fixes"], *controls(input_height=225, input_width=225))
+    assert fixed[app.CONTROLS.index("policy")] == "match"
+
+
+def test_run_refuses_a_mismatched_design_with_a_readable_error():
+    with pytest.raises(gr.Error, match="FPN merge into P4"):
+        app.on_run(*controls(input_height=225, input_width=225), EXAMPLE, "random", 0, None, *DISPLAY)
+
+
+@pytest.mark.parametrize(
+    "changes, match",
+    [({"input_height": None}, "input height is empty"), ({"widths.1": 0}, r"widths\[1\]=0"),
+     ({"fpn_width": 99999}, "fpn_width=99999: must be between")],
+)
+def test_bad_values_are_readable_errors(changes, match):
+    values = controls()
+    for name, value in changes.items():
+        values[app.CONTROLS.index(name)] = value
+    with pytest.raises(gr.Error, match=match):
+        app.on_architecture(*values)
+
+
+def test_bad_image_is_a_readable_error(tmp_path):
+    bad = tmp_path / "photo.png"
+    bad.write_text("not an image")
+    with pytest.raises(gr.Error, match="This file cannot be used"):
+        app.on_run(*controls(input_height=64, input_width=64), str(bad), "random", 0, None, *DISPLAY)
+    with pytest.raises(gr.Error, match="Choose an example image"):
+        app.on_run(*controls(), None, "random", 0, None, *DISPLAY)
+
+
+def test_preset_sets_every_control():
+    out = app.on_preset("retinanet")
+    config = app.config_from_controls(out[: len(app.CONTROLS)])
+    assert config == Config.preset("retinanet")
+
+
+def test_checkpoint_weights_are_loaded_and_named(tmp_path):
+    import torch
+
+    from resfpn import build_model
+
+    config = Config(input_height=64, input_width=64)
+    sd = {"conv1.weight": build_model(config, seed=7).backbone.stem.conv.weight.detach()}
+    path = tmp_path / "stem.pth"
+    torch.save(sd, path)
+    _, _, status, _ = app.on_run(*app.controls_from_config(config), EXAMPLE, "checkpoint", 0, str(path), *DISPLAY)
+    assert "checkpoint stem.pth" in status and "loaded 1 tensors" in status
+    bad = tmp_path / "other.pth"
+    torch.save({"conv1.weight": torch.zeros(8, 3, 3, 3)}, bad)
+    with pytest.raises(gr.Error, match=r"conv1\.weight .*checkpoint \(8, 3, 3, 3\) vs model \(64, 3, 7, 7\)"):
+        app.on_run(*app.controls_from_config(config), EXAMPLE, "checkpoint", 0, str(bad), *DISPLAY)

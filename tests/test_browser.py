@@ -1,0 +1,86 @@
+"""End to end in a real browser: Playwright for Python driving Debian's Chromium.
+
+Screenshots are saved in test-artifacts/ for people to look at.
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+@pytest.fixture(scope="module")
+def page(served_app):
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is missing in CI: scripts/install-chromium.sh should have installed it")
+        pytest.skip("Chromium not installed (run scripts/install-chromium.sh)")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        pg = browser.new_page(viewport={"width": 1500, "height": 1100})
+        pg.set_default_timeout(60_000)
+        pg.goto(served_app)
+        yield pg
+        browser.close()
+
+
+def _plot_text(page, elem_id: str) -> str:
+    return page.eval_on_selector(f"#{elem_id} .js-plotly-plot", "e => JSON.stringify(e.data.map(d => [d.text, d.name]))")
+
+
+def test_explore_run_switch_and_diagnose(page):
+    page.wait_for_selector("#arch-plot .js-plotly-plot .main-svg")
+    page.wait_for_function("() => document.querySelector('#summary').innerText.includes('parameters')")
+    page.screenshot(path=str(ARTIFACTS / "1-architecture.png"), full_page=True)
+
+    # Pick an example image and run it: every level's heatmap must render.
+    page.get_by_role("tab", name="Feature heatmaps").click()
+    page.locator("#examples").get_by_role("button").first.click()
+    page.wait_for_selector("#image img")
+    page.click("#run")
+    page.wait_for_selector("#heat-plot .js-plotly-plot .main-svg")
+    page.wait_for_function(
+        "() => document.querySelectorAll('#heat-plot .heatmaplayer image').length >= 9", timeout=120_000
+    )
+    assert page.eval_on_selector("#heat-plot .js-plotly-plot", "e => e._fullData.filter(d => d.type === 'heatmap').length") == 9
+    assert "seeded random weights" in page.inner_text("#run-status")
+    page.screenshot(path=str(ARTIFACTS / "2-heatmaps.png"), full_page=True)
+
+    # Switch the skip option: the residual block view changes to zero-padded channels.
+    page.get_by_role("tab", name="Residual blocks").click()
+    page.wait_for_selector("#block-plot .js-plotly-plot .main-svg")
+    before = _plot_text(page, "block-plot")
+    page.locator("#skip").get_by_text("A — zero-pad").click()
+    page.wait_for_function(
+        "(before) => { const e = document.querySelector('#block-plot .js-plotly-plot');"
+        " return e && JSON.stringify(e.data.map(d => [d.text, d.name])) !== before; }", arg=before)
+    page.screenshot(path=str(ARTIFACTS / "3-skip-option-A.png"), full_page=True)
+
+    # Trigger a mismatch: input 225 with the ×2 policy. The explanation and fixes appear.
+    page.get_by_role("tab", name="Architecture").click()
+    for elem in ("#input-height", "#input-width"):
+        box = page.locator(f"{elem} input[type=number]")
+        box.fill("225")
+        box.press("Enter")
+    page.wait_for_function("() => document.querySelector('#mismatch').innerText.includes('FPN merge into P4')"
+                           " && document.querySelector('#summary').innerText.includes('225×225 input')")
+    page.wait_for_selector("#arch-plot .js-plotly-plot .main-svg")
+    page.wait_for_timeout(500)  # let the last re-render settle before the screenshot
+    text = page.inner_text("#mismatch")
+    assert "15" in text and "16" in text and "Why" in text
+    assert page.is_visible("#fix-0")
+    page.screenshot(path=str(ARTIFACTS / "4-mismatch.png"), full_page=True)
+
+    page.click("#fix-0")
+    page.wait_for_function("() => document.querySelector('#mismatch').innerText.includes('Every addition holds')")
+    assert page.input_value("#input-height input[type=number]") == "224"
+    page.screenshot(path=str(ARTIFACTS / "5-fixed.png"), full_page=True)
