@@ -13,9 +13,10 @@ from resfpn import Config, ConfigError, ShapeMismatchError, WeightsError
 from resfpn.activations import REDUCTIONS, level_stats, reduce_channels
 from resfpn.add import format_shape
 from resfpn.config import P6_SOURCES, PRESET_NOTES, PRESETS, SKIP_OPTIONS
-from resfpn.engine import Engine, Weights, cached_trace
+from resfpn.engine import Engine, Weights, cached_trace, set_torch_threads
 from resfpn.figures import architecture_figure, block_figure, heatmap_grid_figure, level_bars_figure
 from resfpn.images import ImageError, decode_image
+from resfpn.limits import LimitError, Limits
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 EXAMPLES = sorted((ASSETS / "examples").glob("*.jpg"))
@@ -30,8 +31,22 @@ CONTROLS = (
     + ["block", "stride_in", "skip", "stem_width", "fpn_from", "fpn_width", "upsample", "policy", "p6", "p7"]
 )
 
+LIMITS = Limits.from_env()
+QUEUE_SIZE = int(os.environ.get("RESFPN_QUEUE_SIZE", "16"))
+set_torch_threads()
 engine = Engine()
 cached_trace(Config())  # warm the trace path so the first slider move is not the slow one
+
+
+def Slider(*args, **kwargs) -> gr.Slider:
+    """A gr.Slider whose empty value (from an API caller) reaches the handler's readable check.
+
+    (Wrapping the instance, not subclassing: a subclass makes Gradio write an app.pyi stub.)
+    """
+    slider = gr.Slider(*args, **kwargs)
+    preprocess = slider.preprocess
+    slider.preprocess = lambda payload: None if payload is None else preprocess(payload)
+    return slider
 
 
 # ---------------------------------------------------------------------------------------------
@@ -57,10 +72,30 @@ def config_from_controls(values: list[Any]) -> Config:
             d[field][int(i)] = value
         else:
             d[name] = value
+    return _checked_config(d)
+
+
+def _checked_config(d: dict[str, Any]) -> Config:
+    """A Config from plain values, within this server's caps, or a readable gr.Error."""
     try:
-        return Config(**d)
-    except ConfigError as err:
+        config = Config.from_dict(d)
+        LIMITS.check_architecture(config)
+    except (ConfigError, LimitError) as err:
         raise gr.Error(str(err), title="Configuration refused") from None
+    except TypeError as err:
+        raise gr.Error(f"configuration not understood: {err}", title="Configuration refused") from None
+    return config
+
+
+def _check_run(t) -> None:
+    if t.mismatch:
+        raise gr.Error(f"{t.mismatch.headline} See the fixes above the diagram.", title="Cannot run: shape mismatch")
+    if t.config.input_channels != 3:
+        raise gr.Error("Images have 3 channels; set input channels to 3 to run one.", title="Cannot run")
+    try:
+        LIMITS.check_run(t)
+    except LimitError as err:
+        raise gr.Error(str(err), title="Run refused") from None
 
 
 def controls_from_config(config: Config) -> list[Any]:
@@ -127,7 +162,10 @@ def on_architecture(*values):
 
 
 def on_preset(name: str):
-    config = Config.preset(name)
+    try:
+        config = Config.preset(name)
+    except ConfigError as err:
+        raise gr.Error(str(err), title="Unknown preset") from None
     return [*controls_from_config(config), PRESET_NOTES[name], *_architecture_outputs(config)]
 
 
@@ -162,6 +200,10 @@ def _decode(image_path: str | None):
 
 def _heatmaps(run, t, reduction: str, channel: float | None, overlay: bool, opacity: float, colorscale: str,
               shared: bool):
+    if reduction not in REDUCTIONS:
+        raise gr.Error(f"reduction={reduction!r}: choose one of {', '.join(REDUCTIONS)}", title="Display refused")
+    if colorscale not in COLORSCALES:
+        raise gr.Error(f"colorscale={colorscale!r}: choose one of {', '.join(COLORSCALES)}", title="Display refused")
     maps, skipped = {}, []
     for name, x in run.levels.items():
         try:
@@ -171,8 +213,8 @@ def _heatmaps(run, t, reduction: str, channel: float | None, overlay: bool, opac
     if not maps:
         raise gr.Error(f"Channel {int(channel or 0)} does not exist at any level ({'; '.join(skipped)}).",
                        title="No such channel")
-    fig = heatmap_grid_figure(maps, t, colorscale=colorscale, shared_scale=shared,
-                              image=run.image if overlay else None, opacity=opacity,
+    fig = heatmap_grid_figure(maps, t, colorscale=colorscale, shared_scale=bool(shared),
+                              image=run.image if overlay else None, opacity=0.6 if opacity is None else opacity,
                               reduction_label=REDUCTIONS[reduction])
     note = f" Channel {int(channel or 0)} is not shown where it does not exist ({'; '.join(skipped)})." if skipped else ""
     return fig, note
@@ -208,10 +250,7 @@ def on_run(*args):
         list(args[: len(CONTROLS)]), args[len(CONTROLS):])
     config = config_from_controls(values)
     t = cached_trace(config)
-    if t.mismatch:
-        raise gr.Error(f"{t.mismatch.headline} See the fixes above the diagram.", title="Cannot run: shape mismatch")
-    if config.input_channels != 3:
-        raise gr.Error("Images have 3 channels; set input channels to 3 to run one.", title="Cannot run")
+    _check_run(t)
     decoded = _decode(image_path)
     try:
         run = engine.run(config, decoded.image, _weights(mode, seed, checkpoint))
@@ -242,16 +281,14 @@ def analyze(config: dict, image: gr.FileData | None = None) -> dict:
     Returns:
         The JSON report of `python -m resfpn --json`; with an image also `stats` per level and `run`.
     """
-    try:
-        cfg = Config.from_dict(dict(config or {}))
-    except (ConfigError, TypeError) as err:
-        raise gr.Error(str(err), title="Configuration refused") from None
+    if not isinstance(config, dict):
+        raise gr.Error("config must be a JSON object of configuration fields", title="Configuration refused")
+    cfg = _checked_config(dict(config))
     t = cached_trace(cfg)
     report = t.to_dict()
     if image is None:
         return report
-    if t.mismatch:
-        raise gr.Error(f"cannot run the image: {t.mismatch.headline}", title="Shape mismatch")
+    _check_run(t)
     decoded = _decode(_uploaded_path(image))
     run = engine.run(cfg, decoded.image, Weights())
     report["stats"] = {k: level_stats(v) for k, v in run.levels.items()}
@@ -288,9 +325,9 @@ with gr.Blocks(title="resfpn — ResNet + FPN shape explorer") as demo:
                                  label="Preset", elem_id="preset")
             preset_note = gr.Markdown(PRESET_NOTES["reference"])
             with gr.Accordion("Input", open=True):
-                input_height = gr.Slider(1, 2048, value=_ref.input_height, step=1, label="Input height H",
+                input_height = Slider(1, 2048, value=_ref.input_height, step=1, label="Input height H",
                                          elem_id="input-height")
-                input_width = gr.Slider(1, 2048, value=_ref.input_width, step=1, label="Input width W",
+                input_width = Slider(1, 2048, value=_ref.input_width, step=1, label="Input width W",
                                         elem_id="input-width")
             with gr.Accordion("Backbone", open=True):
                 block = gr.Radio([("basic (two 3×3)", "basic"), ("bottleneck (1×1, 3×3, 1×1)", "bottleneck")],
@@ -349,7 +386,7 @@ with gr.Blocks(title="resfpn — ResNet + FPN shape explorer") as demo:
                                                  label="Channel reduction")
                             channel = gr.Number(0, precision=0, minimum=0, label="Channel (for 'one chosen channel')")
                             overlay = gr.Checkbox(True, label="Overlay on the image")
-                            opacity = gr.Slider(0.1, 1.0, value=0.6, step=0.05, label="Heatmap opacity")
+                            opacity = Slider(0.1, 1.0, value=0.6, step=0.05, label="Heatmap opacity")
                             colorscale = gr.Dropdown(COLORSCALES, value="Viridis", label="Colour scale")
                             shared = gr.Checkbox(False, label="One colour scale for all maps")
                     run_status = gr.Markdown(elem_id="run-status")
@@ -383,7 +420,7 @@ with gr.Blocks(title="resfpn — ResNet + FPN shape explorer") as demo:
           api_visibility="private", trigger_mode="always_last", concurrency_id="display", concurrency_limit=2)
     gr.api(analyze, api_name="analyze", concurrency_id="model", concurrency_limit=1)
 
-demo.queue(max_size=32)
+demo.queue(max_size=QUEUE_SIZE)
 
 if __name__ == "__main__":
     demo.launch(

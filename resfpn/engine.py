@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -24,6 +25,27 @@ from .images import resize_for_input, to_tensor
 from .model import ResFPN, build_model
 from .trace import Trace, trace
 from .weights import LoadResult, load_checkpoint, load_torchvision_weights
+
+
+def usable_cores() -> int:
+    """Cores this process may use: ``CPU_CORES`` (set on Hugging Face Spaces), else the affinity mask."""
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        affinity = os.cpu_count() or 1
+    try:
+        declared = int(os.environ.get("CPU_CORES", "0"))
+    except ValueError:
+        declared = 0
+    return max(1, min(declared, affinity) if declared > 0 else affinity)
+
+
+def set_torch_threads() -> int:
+    """Set torch's intra-op threads once, from the cores this process may use; returns the count."""
+    cores = usable_cores()
+    if torch.get_num_threads() != cores:
+        torch.set_num_threads(cores)
+    return cores
 
 
 @functools.lru_cache(maxsize=256)
@@ -79,9 +101,11 @@ def image_digest(image: Image.Image) -> str:
 
 
 class _LRU(OrderedDict):
-    def __init__(self, size: int):
+    """Least-recently-used cache bounded by entry count and by total bytes (as ``nbytes`` measures)."""
+
+    def __init__(self, size: int, max_bytes: int, nbytes):
         super().__init__()
-        self.size = size
+        self.size, self.max_bytes, self.nbytes = size, max_bytes, nbytes
 
     def get_or(self, key, make):
         if key in self:
@@ -89,18 +113,27 @@ class _LRU(OrderedDict):
             return self[key], False
         value = make()
         self[key] = value
-        while len(self) > self.size:
+        while len(self) > 1 and (len(self) > self.size or sum(map(self.nbytes, self.values())) > self.max_bytes):
             self.popitem(last=False)
         return value, True
+
+
+def _model_bytes(entry) -> int:
+    return sum(t.numel() * t.element_size() for t in entry[0].state_dict().values())
+
+
+def _run_bytes(run: "Run") -> int:
+    return sum(t.numel() * t.element_size() for t in run.levels.values())
 
 
 class Engine:
     """Builds and runs models with bounded caches; one forward at a time."""
 
-    def __init__(self, max_models: int = 3, max_runs: int = 4, device: str | None = None):
+    def __init__(self, max_models: int = 3, max_runs: int = 4, max_bytes: int = 1 << 30, device: str | None = None):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self._models = _LRU(max_models)
-        self._runs = _LRU(max_runs)
+        # Each cache keeps at least its newest entry, and drops older ones past max_bytes.
+        self._models = _LRU(max_models, max_bytes, _model_bytes)
+        self._runs = _LRU(max_runs, max_bytes, _run_bytes)
         self._lock = threading.Lock()
         self.forwards = 0
         self.builds = 0

@@ -63,8 +63,8 @@ class Limits:
         estimate = memory_estimate(t)
         if estimate > self.memory_budget:
             raise LimitError(
-                f"this run would need about {estimate / 2**30:.2f} GiB (parameters + activations, from the shape "
-                f"trace), above this server's budget of {self.memory_budget / 2**30:.2f} GiB; use a smaller input "
+                f"this run would need about {estimate / 2**20:,.0f} MiB (parameters + activations, from the shape "
+                f"trace), above this server's budget of {self.memory_budget / 2**20:,.0f} MiB; use a smaller input "
                 f"or narrower widths"
             )
         return estimate

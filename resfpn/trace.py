@@ -6,8 +6,8 @@ milliseconds. The model itself is the source of truth: the trace observes its re
 
 from __future__ import annotations
 
+import contextvars
 import functools
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -217,8 +217,9 @@ def _geometry(module: nn.Module) -> tuple[int, int] | None:
 class _Recorder:
     """Forward hooks that fill a ``Trace`` while the meta model runs."""
 
-    def __init__(self, model: ResFPN):
+    def __init__(self, model: ResFPN, facts: dict[int, "_Facts"]):
         self.model = model
+        self._facts = facts
         self.modules: list[ModuleRecord] = []
         self.levels: dict[str, LevelRecord] = {}
         self.additions: list[AddRecord] = []
@@ -241,11 +242,10 @@ class _Recorder:
         if name == "backbone":
             self.backbone_input = tuple(x.shape)
             return
-        kind = _kind(module)
-        if kind is None:
+        facts = self._facts[id(module)]
+        if facts.kind is None:
             return
-        params = sum(p.numel() for p in module.parameters())
-        rec = ModuleRecord(name, kind, tuple(x.shape), params=params)
+        rec = ModuleRecord(name, facts.kind, tuple(x.shape), params=facts.params)
         self.modules.append(rec)
         self._open.setdefault(id(module), []).append(rec)
 
@@ -255,7 +255,7 @@ class _Recorder:
         x = args[0]
         if isinstance(out, torch.Tensor):
             rf, jump = self.rf_of(x)
-            geometry = _geometry(module)
+            geometry = self._facts[id(module)].geometry
             if geometry is not None:
                 k, s = geometry
                 self._set_rf(out, (rf + (k - 1) * int(jump), jump * s))
@@ -286,12 +286,31 @@ class _Recorder:
             self._set_rf(out, (max(ra, rb), min(ja, jb)))
 
 
+@dataclass(frozen=True)
+class _Facts:
+    """What the trace needs to know about one module, computed once per cached model."""
+
+    kind: str | None
+    params: int
+    geometry: tuple[int, int] | None
+
+
+# The recorder of the trace running in this context; the hooks below report to it.
+_active: contextvars.ContextVar[_Recorder | None] = contextvars.ContextVar("resfpn_trace", default=None)
+
+
 @functools.lru_cache(maxsize=32)
-def _meta_model(config: Config) -> ResFPN:
-    return build_model(config, device="meta")
-
-
-_lock = threading.Lock()  # hooks live on a shared cached model: one trace at a time
+def _meta_model(config: Config) -> tuple[ResFPN, dict[int, _Facts]]:
+    """The meta-device model for ``config`` with trace hooks installed once, and its module facts."""
+    model = build_model(config, device="meta")
+    facts = {}
+    for name, module in model.named_modules():
+        if not name or isinstance(module, nn.ModuleDict):
+            continue
+        facts[id(module)] = _Facts(_kind(module), sum(p.numel() for p in module.parameters()), _geometry(module))
+        module.register_forward_pre_hook(functools.partial(_pre, name))
+        module.register_forward_hook(functools.partial(_post, name))
+    return model, facts
 
 
 def trace(config: Config) -> Trace:
@@ -301,26 +320,19 @@ def trace(config: Config) -> Trace:
         A ``Trace``. If an addition's operands disagree, ``trace.mismatch`` holds the diagnosed
         ``ShapeMismatchError`` and everything observed before it is still reported.
     """
-    with _lock:
-        model = _meta_model(config)
-        rec = _Recorder(model)
-        handles = []
-        for name, module in model.named_modules():
-            if not name or isinstance(module, nn.ModuleDict):
-                continue
-            handles.append(module.register_forward_pre_hook(functools.partial(_pre, rec, name)))
-            handles.append(module.register_forward_hook(functools.partial(_post, rec, name)))
-        token = add_module._observer.set(rec.on_add)
-        mismatch = None
-        try:
-            with torch.inference_mode():
-                model(torch.empty(config.input_shape, device="meta"))
-        except ShapeMismatchError as err:
-            mismatch = err
-        finally:
-            add_module._observer.reset(token)
-            for h in handles:
-                h.remove()
+    model, facts = _meta_model(config)
+    rec = _Recorder(model, facts)
+    token = _active.set(rec)
+    observer = add_module._observer.set(rec.on_add)
+    mismatch = None
+    try:
+        with torch.inference_mode():
+            model(torch.empty(config.input_shape, device="meta"))
+    except ShapeMismatchError as err:
+        mismatch = err
+    finally:
+        add_module._observer.reset(observer)
+        _active.reset(token)
     macs = dict.fromkeys(PARTS, 0)
     for m in rec.modules:
         if m.kind == "conv":
@@ -340,9 +352,13 @@ def trace(config: Config) -> Trace:
     )
 
 
-def _pre(rec: _Recorder, name: str, module: nn.Module, args: tuple) -> None:
-    rec.pre(name, module, args)
+def _pre(name: str, module: nn.Module, args: tuple) -> None:
+    rec = _active.get()
+    if rec is not None:
+        rec.pre(name, module, args)
 
 
-def _post(rec: _Recorder, name: str, module: nn.Module, args: tuple, out: Any) -> None:
-    rec.post(name, module, args, out)
+def _post(name: str, module: nn.Module, args: tuple, out: Any) -> None:
+    rec = _active.get()
+    if rec is not None:
+        rec.post(name, module, args, out)

@@ -43,3 +43,42 @@ def test_analyze_refuses_bad_input_readably_and_keeps_serving(client, tmp_path):
     with pytest.raises(AppError, match="This file cannot be used"):
         client.predict({}, handle_file(str(bad)), api_name="/analyze")
     assert client.predict({}, api_name="/analyze")["mismatch"] is None
+
+
+@pytest.mark.parametrize("target", ["/etc/passwd", "{root}/app.py", "{root}/assets/README.md",
+                                    "/tmp/gradio/../../etc/passwd", "..%2F..%2Fetc%2Fpasswd"])
+def test_file_route_serves_nothing_outside_upload_and_cache_folders(served_app, client, target):
+    import urllib.error
+    import urllib.request
+    from pathlib import Path
+
+    path = target.format(root=Path(__file__).resolve().parents[1])
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(f"{served_app}gradio_api/file={path}", timeout=10)
+    assert info.value.code in (403, 404)
+    assert client.predict({}, api_name="/analyze")["mismatch"] is None  # still serving
+
+
+def test_a_full_queue_answers_busy_and_the_app_keeps_serving():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client.utils import QueueError
+
+    from conftest import launch_app
+
+    with launch_app(RESFPN_QUEUE_SIZE="1") as url:
+        clients = [Client(url, verbose=False) for _ in range(6)]
+
+        def run(i):
+            config = {"input_height": 512, "input_width": 512, "fpn_width": 64 + i}  # each a real forward
+            try:
+                clients[i].predict(config, handle_file(str(EXAMPLES[0])), api_name="/analyze")
+                return "ok"
+            except QueueError as err:
+                return str(err)
+
+        with ThreadPoolExecutor(6) as pool:
+            answers = list(pool.map(run, range(6)))
+        assert "ok" in answers
+        assert "Queue is full! Please try again." in answers
+        assert clients[0].predict({}, api_name="/analyze")["mismatch"] is None

@@ -115,3 +115,19 @@ def test_checkpoint_weights_are_loaded_and_named(tmp_path):
     torch.save({"conv1.weight": torch.zeros(8, 3, 3, 3)}, bad)
     with pytest.raises(gr.Error, match=r"conv1\.weight .*checkpoint \(8, 3, 3, 3\) vs model \(64, 3, 7, 7\)"):
         app.on_run(*app.controls_from_config(config), EXAMPLE, "checkpoint", 0, str(bad), *DISPLAY)
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_and_the_app_keeps_working(tmp_path):
+    import pickle
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("this would run",))
+
+    path = tmp_path / "evil.pth"
+    path.write_bytes(pickle.dumps({"conv1.weight": Payload()}, protocol=2))
+    values = controls(input_height=64, input_width=64)
+    with pytest.raises(gr.Error, match="refused evil.pth: it holds Python objects beyond tensors"):
+        app.on_run(*values, EXAMPLE, "checkpoint", 0, str(path), *DISPLAY)
+    fig, _, status, _ = app.on_run(*values, EXAMPLE, "random", 0, None, *DISPLAY)
+    assert "seeded random weights" in status

@@ -48,3 +48,12 @@ def test_models_cache_is_bounded(tiny):
     for width in (8, 16, 24):
         engine.run(tiny.replace(fpn_width=width), _image())
     assert len(engine._models) == 2 and len(engine._runs) == 2
+
+
+def test_caches_are_bounded_by_bytes_but_keep_the_newest(tiny):
+    engine = Engine(max_models=10, max_runs=10, max_bytes=1)
+    engine.run(tiny, _image())
+    engine.run(tiny.replace(fpn_width=16), _image())
+    assert len(engine._models) == 1 and len(engine._runs) == 1
+    engine.run(tiny.replace(fpn_width=16), _image())
+    assert engine.forwards == 2  # the newest run was kept and served from the cache
