@@ -82,3 +82,15 @@ def test_a_full_queue_answers_busy_and_the_app_keeps_serving():
         assert "ok" in answers
         assert "Queue is full! Please try again." in answers
         assert clients[0].predict({}, api_name="/analyze")["mismatch"] is None
+
+
+def test_ui_endpoints_answer_empty_values_readably(client):
+    import app as app_module
+    from resfpn import Config
+
+    values = app_module.controls_from_config(Config())
+    values[0] = None  # input height left empty by an API caller
+    with pytest.raises(AppError, match="input height is empty"):
+        client.predict(*values, api_name="/trace")
+    with pytest.raises(AppError, match="preset=None: unknown preset"):
+        client.predict(None, api_name="/preset")
