@@ -405,11 +405,8 @@ Y_IN, Y_ADD, Y_OUT, STEP_H = 6.0, 76.0, 90.0, 8.5
 
 
 def _kernel_stride(m: ModuleRecord) -> tuple[int, int]:
-    """(kernel, stride) of a recorded bias-free conv, from its parameter count and shapes."""
-    cin, cout = m.in_shape[1], (m.out_shape or m.in_shape)[1]
-    k = round(math.sqrt(m.params / (cin * cout))) if m.params else 1
-    stride = round(m.in_shape[2] / m.out_shape[2]) if m.out_shape else 1
-    return k, stride
+    """(kernel, stride) of a recorded conv or pool, as the trace recorded them."""
+    return m.kernel or 1, m.stride or 1
 
 
 def _residual_steps(t: Trace, site: str) -> list[tuple[str, ModuleRecord, str]]:

@@ -38,6 +38,8 @@ class ModuleRecord:
     params: int = 0
     macs: int = 0
     receptive_field: int | None = None
+    kernel: int | None = None  # effective kernel size of a conv or pool, None for other kinds
+    stride: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -48,6 +50,8 @@ class ModuleRecord:
             "params": self.params,
             "macs": self.macs,
             "receptive_field": self.receptive_field,
+            "kernel": self.kernel,
+            "stride": self.stride,
         }
 
 
@@ -245,7 +249,8 @@ class _Recorder:
         facts = self._facts[id(module)]
         if facts.kind is None:
             return
-        rec = ModuleRecord(name, facts.kind, tuple(x.shape), params=facts.params)
+        kernel, stride = facts.geometry or (None, None)
+        rec = ModuleRecord(name, facts.kind, tuple(x.shape), params=facts.params, kernel=kernel, stride=stride)
         self.modules.append(rec)
         self._open.setdefault(id(module), []).append(rec)
 

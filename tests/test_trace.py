@@ -157,6 +157,8 @@ def test_trace_reports_modules_in_execution_order_with_kinds():
     assert kinds["fpn.upsample.P4"] == "upsample" and kinds["backbone.stem.pool"] == "maxpool"
     conv = next(m for m in t.modules if m.name == "backbone.stem.conv")
     assert conv.in_shape == (1, 3, 224, 320) and conv.out_shape == (1, 64, 112, 160) and conv.params == 3 * 64 * 49
+    assert (conv.kernel, conv.stride) == (7, 2)
+    assert next(m for m in t.modules if m.name == "backbone.layer2.0.shortcut.conv").stride == 2
 
 
 def test_traces_any_size_without_allocating():
