@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
+
+# libgomp's default busy-wait makes a 2-thread forward 10× slower when another process holds a
+# core (as on a shared Space); a short spin keeps the quiet-machine speed (bench/bench.py, item 1).
+# Set before torch loads its OpenMP runtime.
+os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 import gradio as gr
 from gradio.utils import get_upload_folder
@@ -35,7 +41,8 @@ LIMITS = Limits.from_env()
 QUEUE_SIZE = int(os.environ.get("RESFPN_QUEUE_SIZE", "16"))
 set_torch_threads()
 engine = Engine()
-cached_trace(Config())  # warm the trace path so the first slider move is not the slow one
+# Warm the trace path (its first run imports much of torch) without holding up the first page.
+threading.Thread(target=cached_trace, args=(Config(),), name="warm-trace", daemon=True).start()
 
 
 def Slider(*args, **kwargs) -> gr.Slider:

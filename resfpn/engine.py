@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 
 from .config import Config
+from .fold import fold_batchnorm
 from .images import resize_for_input, to_tensor
 from .model import ResFPN, build_model
 from .trace import Trace, trace
@@ -139,7 +140,10 @@ class Engine:
         self.builds = 0
 
     def model(self, config: Config, weights: Weights) -> tuple[ResFPN, LoadResult | None, float]:
-        """The model for ``config`` with ``weights``: (model, what was loaded, build seconds; 0 if cached)."""
+        """The inference model for ``config`` with ``weights``: (model, what was loaded, build seconds; 0 if cached).
+
+        BatchNorm is folded into the convolutions after the weights are loaded.
+        """
         key = (architecture_key(config), weights.key)
 
         def make():
@@ -148,8 +152,10 @@ class Engine:
             load = None
             if weights.checkpoint:
                 load = load_torchvision_weights(model, load_checkpoint(weights.checkpoint))
+            # The served copy: BN folded into the convs, NHWC memory (oneDNN's fast path on CPU).
+            model = fold_batchnorm(model).to(self.device, memory_format=torch.channels_last)
             self.builds += 1
-            return model.to(self.device), load, time.perf_counter() - start
+            return model, load, time.perf_counter() - start
 
         with self._lock:
             (model, load, seconds), fresh = self._models.get_or(key, make)
@@ -162,7 +168,7 @@ class Engine:
         model, load, build_seconds = self.model(config, weights)
 
         def make():
-            x = to_tensor(resized, config.batch).to(self.device)
+            x = to_tensor(resized, config.batch).to(self.device, memory_format=torch.channels_last)
             start = time.perf_counter()
             with torch.inference_mode():
                 out = model(x)
