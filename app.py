@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # libgomp's default busy-wait makes a 2-thread forward 10× slower when another process holds a
 # core (as on a shared Space); a short spin keeps the quiet-machine speed (bench/bench.py, item 1).
@@ -15,14 +15,44 @@ os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 import gradio as gr
 from gradio.utils import get_upload_folder
 
-from resfpn import Config, ConfigError, ShapeMismatchError, WeightsError
-from resfpn.activations import REDUCTIONS, level_stats, reduce_channels
-from resfpn.add import format_shape
-from resfpn.config import P6_SOURCES, PRESET_NOTES, PRESETS, SKIP_OPTIONS
-from resfpn.engine import Engine, Weights, cached_trace, set_torch_threads
-from resfpn.figures import architecture_figure, block_figure, heatmap_grid_figure, level_bars_figure
-from resfpn.images import ImageError, decode_image
+from resfpn.config import P6_SOURCES, PRESET_NOTES, PRESETS, REDUCTIONS, SKIP_OPTIONS, Config, ConfigError
 from resfpn.limits import LimitError, Limits
+
+if TYPE_CHECKING:
+    from resfpn.add import ShapeMismatchError
+    from resfpn.engine import Weights
+
+
+class _Library:
+    """resfpn's torch-backed modules, imported by a start-up thread so the page serves before
+    torch has loaded. Handlers reach them as ``lib.figures`` etc., waiting for the thread if needed."""
+
+    def __init__(self):
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        threading.Thread(target=self._load, name="load-resfpn", daemon=True).start()
+
+    def _load(self) -> None:
+        try:
+            from resfpn import activations, add, engine, figures, images, weights
+
+            engine.set_torch_threads()
+            self.activations, self.add, self.figures, self.images, self.weights = (
+                activations, add, figures, images, weights)
+            self.Weights, self.cached_trace, self.engine = engine.Weights, engine.cached_trace, engine.Engine()
+        except BaseException as err:  # re-raised in the handler that needs the library
+            self._error = err
+        finally:
+            self._ready.set()
+        if self._error is None:
+            self.cached_trace(Config())  # warm the trace path: its first run imports much of torch
+
+    def __getattr__(self, name: str):
+        self._ready.wait()
+        if self._error is not None:
+            raise RuntimeError("resfpn failed to load") from self._error
+        return self.__getattribute__(name)
+
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 EXAMPLES = sorted((ASSETS / "examples").glob("*.jpg"))
@@ -39,10 +69,7 @@ CONTROLS = (
 
 LIMITS = Limits.from_env()
 QUEUE_SIZE = int(os.environ.get("RESFPN_QUEUE_SIZE", "16"))
-set_torch_threads()
-engine = Engine()
-# Warm the trace path (its first run imports much of torch) without holding up the first page.
-threading.Thread(target=cached_trace, args=(Config(),), name="warm-trace", daemon=True).start()
+lib = _Library()
 
 
 def Slider(*args, **kwargs) -> gr.Slider:
@@ -135,21 +162,21 @@ def mismatch_markdown(err: ShapeMismatchError | None) -> str:
         return "**Every addition holds**: each ⊕ has operands of identical shape."
     return (
         f"### Shape mismatch at {err.where}\n"
-        f"`{err.operands[0]}` is **{format_shape(err.shapes[0])}** but `{err.operands[1]}` is "
-        f"**{format_shape(err.shapes[1])}**: dimension **{err.dim_name}** differs "
+        f"`{err.operands[0]}` is **{lib.add.format_shape(err.shapes[0])}** but `{err.operands[1]}` is "
+        f"**{lib.add.format_shape(err.shapes[1])}**: dimension **{err.dim_name}** differs "
         f"({err.shapes[0][err.dim]} vs {err.shapes[1][err.dim]}). An element-wise addition needs identical shapes.\n\n"
         f"**Why:** {err.cause}\n\n**Fix** with one click below, or change the controls."
     )
 
 
 def _architecture_outputs(config: Config) -> tuple:
-    t = cached_trace(config)
+    t = lib.cached_trace(config)
     fixes = t.mismatch.fixes[:MAX_FIXES] if t.mismatch else []
     buttons = [gr.update(visible=i < len(fixes), value=fixes[i].label if i < len(fixes) else "") for i in range(MAX_FIXES)]
     return (
-        architecture_figure(t),
-        block_figure(t),
-        level_bars_figure(t),
+        lib.figures.architecture_figure(t),
+        lib.figures.block_figure(t),
+        lib.figures.level_bars_figure(t),
         shape_summary(t),
         mismatch_markdown(t.mismatch),
         skip_explanation(config.skip),
@@ -192,16 +219,16 @@ def _weights(mode: str, seed: float | None, checkpoint: str | None) -> Weights:
         if not checkpoint:
             raise gr.Error("Upload a torchvision checkpoint (.pth) first, or choose seeded random weights.",
                            title="No checkpoint")
-        return Weights.from_file(checkpoint)
-    return Weights(seed=int(seed or 0))
+        return lib.Weights.from_file(checkpoint)
+    return lib.Weights(seed=int(seed or 0))
 
 
 def _decode(image_path: str | None):
     if not image_path:
         raise gr.Error("Choose an example image or upload one first.", title="No image")
     try:
-        return decode_image(image_path)
-    except ImageError as err:
+        return lib.images.decode_image(image_path)
+    except lib.images.ImageError as err:
         raise gr.Error(f"This file cannot be used: {err}.", title="Image refused") from None
 
 
@@ -214,13 +241,13 @@ def _heatmaps(run, t, reduction: str, channel: float | None, overlay: bool, opac
     maps, skipped = {}, []
     for name, x in run.levels.items():
         try:
-            maps[name] = reduce_channels(x, reduction, int(channel or 0))
+            maps[name] = lib.activations.reduce_channels(x, reduction, int(channel or 0))
         except ValueError:
             skipped.append(f"{name} has {x.shape[1]} channels")
     if not maps:
         raise gr.Error(f"Channel {int(channel or 0)} does not exist at any level ({'; '.join(skipped)}).",
                        title="No such channel")
-    fig = heatmap_grid_figure(maps, t, colorscale=colorscale, shared_scale=bool(shared),
+    fig = lib.figures.heatmap_grid_figure(maps, t, colorscale=colorscale, shared_scale=bool(shared),
                               image=run.image if overlay else None, opacity=0.6 if opacity is None else opacity,
                               reduction_label=REDUCTIONS[reduction])
     note = f" Channel {int(channel or 0)} is not shown where it does not exist ({'; '.join(skipped)})." if skipped else ""
@@ -230,9 +257,9 @@ def _heatmaps(run, t, reduction: str, channel: float | None, overlay: bool, opac
 def _stats_rows(run) -> list[list]:
     rows = []
     for name, x in run.levels.items():
-        s = level_stats(x)
+        s = lib.activations.level_stats(x)
         top = ", ".join(f"{i} ({e:.3g})" for i, e in s["top_channels"])
-        rows.append([name, format_shape(tuple(x.shape)), round(s["mean"], 4), round(s["std"], 4),
+        rows.append([name, lib.add.format_shape(tuple(x.shape)), round(s["mean"], 4), round(s["std"], 4),
                      f"{100 * s['zeros']:.1f} %", top])
     return rows
 
@@ -256,12 +283,12 @@ def on_run(*args):
     values, (image_path, mode, seed, checkpoint, reduction, channel, overlay, opacity, colorscale, shared) = (
         list(args[: len(CONTROLS)]), args[len(CONTROLS):])
     config = config_from_controls(values)
-    t = cached_trace(config)
+    t = lib.cached_trace(config)
     _check_run(t)
     decoded = _decode(image_path)
     try:
-        run = engine.run(config, decoded.image, _weights(mode, seed, checkpoint))
-    except WeightsError as err:
+        run = lib.engine.run(config, decoded.image, _weights(mode, seed, checkpoint))
+    except lib.weights.WeightsError as err:
         raise gr.Error(str(err), title="Checkpoint refused") from None
     fig, note = _heatmaps(run, t, reduction, channel, overlay, opacity, colorscale, shared)
     return fig, _stats_rows(run), _run_status(run, decoded, t) + note, {"key": run.key, "config": config}
@@ -271,10 +298,10 @@ def on_display(state: dict | None, reduction, channel, overlay, opacity, colorsc
     """A display option changed: re-render from the activations already computed."""
     if not state:
         return gr.update(), gr.update()
-    run = engine.cached_run(state["key"])
+    run = lib.engine.cached_run(state["key"])
     if run is None:
         return gr.update(), "The activations left the cache; press Run again."
-    fig, note = _heatmaps(run, cached_trace(state["config"]), reduction, channel, overlay, opacity, colorscale, shared)
+    fig, note = _heatmaps(run, lib.cached_trace(state["config"]), reduction, channel, overlay, opacity, colorscale, shared)
     return fig, gr.update() if not note else note
 
 
@@ -291,14 +318,14 @@ def analyze(config: dict, image: gr.FileData | None = None) -> dict:
     if not isinstance(config, dict):
         raise gr.Error("config must be a JSON object of configuration fields", title="Configuration refused")
     cfg = _checked_config(dict(config))
-    t = cached_trace(cfg)
+    t = lib.cached_trace(cfg)
     report = t.to_dict()
     if image is None:
         return report
     _check_run(t)
     decoded = _decode(_uploaded_path(image))
-    run = engine.run(cfg, decoded.image, Weights())
-    report["stats"] = {k: level_stats(v) for k, v in run.levels.items()}
+    run = lib.engine.run(cfg, decoded.image, lib.Weights())
+    report["stats"] = {k: lib.activations.level_stats(v) for k, v in run.levels.items()}
     report["run"] = {"forward_seconds": run.forward_seconds, "cached": run.cached, "weights": run.weights,
                      "image_size": list(decoded.original_size)}
     return report

@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import torch
 
-REDUCTIONS = {
-    "mean": "mean over channels",
-    "mean-abs": "mean |x| over channels",
-    "l2": "L2 norm over channels",
-    "max": "max over channels",
-    "channel": "one chosen channel",
-}
+from .config import REDUCTIONS
 
 
 def reduce_channels(x: torch.Tensor, reduction: str = "mean", channel: int = 0) -> torch.Tensor:

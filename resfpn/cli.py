@@ -8,7 +8,7 @@ import sys
 
 from .add import format_shape
 from .config import P6_SOURCES, POLICIES, PRESETS, SKIP_OPTIONS, Config, ConfigError
-from .trace import Trace, trace
+from .tracing import Trace, trace
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
 

@@ -25,6 +25,14 @@ POLICIES = {
 }
 P6_SOURCES = ("p5-conv", "c5-conv", "maxpool", "none")
 FPN_FROM = ("C2", "C3")
+# How a level's channels become one heatmap (resfpn.activations.reduce_channels).
+REDUCTIONS = {
+    "mean": "mean over channels",
+    "mean-abs": "mean |x| over channels",
+    "l2": "L2 norm over channels",
+    "max": "max over channels",
+    "channel": "one chosen channel",
+}
 LEVEL_STRIDE = {f"C{k}": 2**k for k in range(2, 6)} | {f"P{k}": 2**k for k in range(2, 8)}
 
 

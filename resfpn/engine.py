@@ -24,7 +24,7 @@ from .config import Config
 from .fold import fold_batchnorm
 from .images import resize_for_input, to_tensor
 from .model import ResFPN, build_model
-from .trace import Trace, trace
+from .tracing import Trace, trace
 from .weights import LoadResult, load_checkpoint, load_torchvision_weights
 
 

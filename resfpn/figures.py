@@ -22,7 +22,7 @@ from plotly.subplots import make_subplots
 
 from .add import AddRecord, format_shape
 from .config import LEVEL_STRIDE, SKIP_OPTIONS
-from .trace import ModuleRecord, Trace
+from .tracing import ModuleRecord, Trace
 
 # -- shared style ---------------------------------------------------------------------------------
 

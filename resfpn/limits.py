@@ -9,8 +9,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 from .config import Config
-from .trace import Trace
+
+if TYPE_CHECKING:  # imported for annotations only: the caps load without torch
+    from .tracing import Trace
 
 
 class LimitError(ValueError):
