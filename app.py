@@ -12,6 +12,23 @@ from typing import TYPE_CHECKING, Any
 # Set before torch loads its OpenMP runtime.
 os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
+
+def _limit_malloc_arenas(arenas: int = 2) -> None:
+    """glibc gives each worker thread its own malloc arena and keeps freed memory in each; with
+    Gradio's thread pool that held ~200 MiB above the memory budget under load (scripts/load_test.py).
+    Same as MALLOC_ARENA_MAX=2, which glibc reads only at process start. No-op off glibc."""
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").mallopt(-8, arenas)  # -8 is M_ARENA_MAX in glibc's malloc.h
+    except (OSError, AttributeError):
+        pass
+
+
+_limit_malloc_arenas()
+
 import gradio as gr
 from gradio.utils import get_upload_folder
 
@@ -127,9 +144,11 @@ def _check_run(t) -> None:
     if t.config.input_channels != 3:
         raise gr.Error("Images have 3 channels; set input channels to 3 to run one.", title="Cannot run")
     try:
-        LIMITS.check_run(t)
+        estimate = LIMITS.check_run(t)
     except LimitError as err:
         raise gr.Error(str(err), title="Run refused") from None
+    # The budget covers model work as a whole: cached models and activations make room first.
+    lib.engine.make_room(estimate, LIMITS.memory_budget)
 
 
 def controls_from_config(config: Config) -> list[Any]:

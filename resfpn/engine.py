@@ -139,6 +139,22 @@ class Engine:
         self.forwards = 0
         self.builds = 0
 
+    def cached_bytes(self) -> int:
+        """Bytes held by cached models and activations."""
+        with self._lock:
+            return self._cached_bytes()
+
+    def _cached_bytes(self) -> int:
+        return sum(map(_model_bytes, self._models.values())) + sum(map(_run_bytes, self._runs.values()))
+
+    def make_room(self, need: int, budget: int) -> None:
+        """Drop cached activations, then cached models (oldest first), until ``need`` bytes of new
+        work plus what stays cached fit in ``budget``."""
+        with self._lock:
+            for cache in (self._runs, self._models):
+                while cache and need + self._cached_bytes() > budget:
+                    cache.popitem(last=False)
+
     def model(self, config: Config, weights: Weights) -> tuple[ResFPN, LoadResult | None, float]:
         """The inference model for ``config`` with ``weights``: (model, what was loaded, build seconds; 0 if cached).
 
@@ -153,7 +169,7 @@ class Engine:
             if weights.checkpoint:
                 load = load_torchvision_weights(model, load_checkpoint(weights.checkpoint))
             # The served copy: BN folded into the convs, NHWC memory (oneDNN's fast path on CPU).
-            model = fold_batchnorm(model).to(self.device, memory_format=torch.channels_last)
+            model = fold_batchnorm(model, inplace=True).to(self.device, memory_format=torch.channels_last)
             self.builds += 1
             return model, load, time.perf_counter() - start
 

@@ -17,9 +17,9 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 _PAIRS = (("conv", "bn"), ("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"))
 
 
-def fold_batchnorm(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` (in eval mode) with every conv → BN pair folded into one conv."""
-    model = copy.deepcopy(model).eval()
+def fold_batchnorm(model: nn.Module, inplace: bool = False) -> nn.Module:
+    """``model`` in eval mode with every conv → BN pair folded into one conv (a copy unless ``inplace``)."""
+    model = (model if inplace else copy.deepcopy(model)).eval()
     for module in model.modules():
         for conv_name, bn_name in _PAIRS:
             conv, bn = getattr(module, conv_name, None), getattr(module, bn_name, None)

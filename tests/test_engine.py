@@ -57,3 +57,16 @@ def test_caches_are_bounded_by_bytes_but_keep_the_newest(tiny):
     assert len(engine._models) == 1 and len(engine._runs) == 1
     engine.run(tiny.replace(fpn_width=16), _image())
     assert engine.forwards == 2  # the newest run was kept and served from the cache
+
+
+def test_make_room_drops_cached_work_until_the_new_work_fits(tiny):
+    engine = Engine()
+    engine.run(tiny, _image())
+    engine.run(tiny.replace(fpn_width=16), _image())
+    held = engine.cached_bytes()
+    engine.make_room(need=0, budget=held)
+    assert engine.cached_bytes() == held  # everything still fits
+    engine.make_room(need=1, budget=held)
+    assert 0 < engine.cached_bytes() < held and len(engine._runs) == 1  # the oldest run went first
+    engine.make_room(need=10**12, budget=10**12)
+    assert engine.cached_bytes() == 0
