@@ -18,7 +18,6 @@ import io
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,7 +33,9 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(ROOT / "scripts"))
 
+import serve  # noqa: E402
 import torch  # noqa: E402
 
 import resfpn  # noqa: E402
@@ -94,46 +95,12 @@ def reset_peak_rss() -> bool:
         return False
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _env(port: int) -> dict[str, str]:
-    return os.environ | {"GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1",
-                         "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
-
-
 def launch(script: str, log_path: Path, timeout: float = 180.0) -> tuple[subprocess.Popen, str, float]:
     """Start ``python script`` on a free port; returns (process, url, seconds to first HTTP 200)."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    logf = open(log_path, "w")
-    start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, script], cwd=ROOT, env=_env(port), stdout=logf,
-                            stderr=subprocess.STDOUT)
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return proc, url, time.perf_counter() - start
-        except OSError:
-            pass
-        if proc.poll() is not None or time.perf_counter() - start > timeout:
-            stop(proc)
-            raise RuntimeError(f"{script} did not answer HTTP 200 on {url} (see {log_path})")
-        time.sleep(0.05)
+    return serve.start(log_path, script, timeout=timeout)
 
 
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+stop = serve.stop
 
 
 def rest_upload(url: str, path: Path) -> str:

@@ -28,13 +28,11 @@ import argparse
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -43,7 +41,9 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from gradio_client.utils import QueueError
 
-ROOT = Path(__file__).resolve().parents[1]
+import serve  # scripts/serve.py, beside this file
+
+ROOT = serve.ROOT
 EXAMPLES = sorted((ROOT / "assets" / "examples").glob("*.jpg"))
 GENERIC = "has not enabled verbose error reporting"
 DEFAULT_BUDGET = 8 * 2**30  # resfpn.limits.Limits.memory_budget, used only if resfpn cannot be imported
@@ -276,43 +276,12 @@ def _short(x: Any, n: int = 160) -> str:
 # The server.
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(env: dict[str, str], log_path: Path, timeout: float) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = env | {"GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1",
-                 "GRADIO_ANALYTICS_ENABLED": "False"}
-    log = open(log_path, "w")
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    log.close()
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return proc, url
-        except OSError:
-            pass
-        if proc.poll() is not None:
-            raise RuntimeError(f"app.py exited with status {proc.returncode}; see {log_path}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"app.py did not answer on {url} within {timeout:.0f} s; see {log_path}")
-        time.sleep(0.3)
+    proc, url, _ = serve.start(log_path, env=env, timeout=timeout, poll=0.3)
+    return proc, url
 
 
-def stop_server(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+stop_server = serve.stop
 
 
 def proc_memory(pid: int) -> dict[str, int]:
