@@ -107,7 +107,7 @@ def Slider(*args, **kwargs) -> gr.Slider:
 def _control_label(name: str) -> str:
     if "." in name:
         field, i = name.split(".")
-        return f"layer{int(i) + 1} {field.rstrip('s')}{'s' if field == 'blocks' else ''}"
+        return f"layer{int(i) + 1} {'width' if field == 'widths' else 'blocks'}"
     return name.replace("_", " ")
 
 
@@ -117,7 +117,7 @@ def config_from_controls(values: list[Any]) -> Config:
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if value is None:
-            raise gr.Error(f"{_control_label(name)} is empty: enter a whole number", title="Configuration refused")
+            raise gr.Error(f"{_control_label(name)} is empty: enter a value", title="Configuration refused")
         if "." in name:
             field, i = name.split(".")
             d[field][int(i)] = value
@@ -239,7 +239,10 @@ def _weights(mode: str, seed: float | None, checkpoint: str | None) -> Weights:
             raise gr.Error("Upload a torchvision checkpoint (.pth) first, or choose seeded random weights.",
                            title="No checkpoint")
         return lib.Weights.from_file(checkpoint)
-    return lib.Weights(seed=int(seed or 0))
+    seed = int(seed or 0)
+    if not 0 <= seed < 2**32:
+        raise gr.Error(f"seed={seed}: choose a whole number from 0 to {2**32 - 1}", title="Seed refused")
+    return lib.Weights(seed=seed)
 
 
 def _decode(image_path: str | None):

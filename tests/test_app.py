@@ -131,3 +131,8 @@ def test_a_checkpoint_that_would_run_code_is_refused_and_the_app_keeps_working(t
         app.on_run(*values, EXAMPLE, "checkpoint", 0, str(path), *DISPLAY)
     fig, _, status, _ = app.on_run(*values, EXAMPLE, "random", 0, None, *DISPLAY)
     assert "seeded random weights" in status
+
+
+def test_out_of_range_seed_is_a_readable_error():
+    with pytest.raises(gr.Error, match=r"seed=-1: choose a whole number from 0 to 4294967295"):
+        app.on_run(*controls(input_height=64, input_width=64), EXAMPLE, "random", -1, None, *DISPLAY)
