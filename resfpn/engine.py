@@ -7,13 +7,14 @@ run costs no forward. ``forwards`` counts the real forwards, for tests and bench
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import os
 import threading
 import time
 from collections import OrderedDict
-import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,23 +109,30 @@ class _LRU(OrderedDict):
         super().__init__()
         self.size, self.max_bytes, self.nbytes = size, max_bytes, nbytes
 
+    def total_bytes(self) -> int:
+        return sum(map(self.nbytes, self.values()))
+
     def get_or(self, key, make):
         if key in self:
             self.move_to_end(key)
             return self[key], False
         value = make()
         self[key] = value
-        while len(self) > 1 and (len(self) > self.size or sum(map(self.nbytes, self.values())) > self.max_bytes):
+        while len(self) > 1 and (len(self) > self.size or self.total_bytes() > self.max_bytes):
             self.popitem(last=False)
         return value, True
 
 
+def _tensor_bytes(tensors: Iterable[torch.Tensor]) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
 def _model_bytes(entry) -> int:
-    return sum(t.numel() * t.element_size() for t in entry[0].state_dict().values())
+    return _tensor_bytes(entry[0].state_dict().values())
 
 
 def _run_bytes(run: "Run") -> int:
-    return sum(t.numel() * t.element_size() for t in run.levels.values())
+    return _tensor_bytes(run.levels.values())
 
 
 class Engine:
@@ -145,7 +153,7 @@ class Engine:
             return self._cached_bytes()
 
     def _cached_bytes(self) -> int:
-        return sum(map(_model_bytes, self._models.values())) + sum(map(_run_bytes, self._runs.values()))
+        return self._models.total_bytes() + self._runs.total_bytes()
 
     def make_room(self, need: int, budget: int) -> None:
         """Drop cached activations, then cached models (oldest first), until ``need`` bytes of new

@@ -306,8 +306,9 @@ _active: contextvars.ContextVar[_Recorder | None] = contextvars.ContextVar("resf
 
 
 @functools.lru_cache(maxsize=32)
-def _meta_model(config: Config) -> tuple[ResFPN, dict[int, _Facts]]:
-    """The meta-device model for ``config`` with trace hooks installed once, and its module facts."""
+def _meta_model(config: Config) -> tuple[ResFPN, dict[int, _Facts], PartCounts]:
+    """The meta-device model for ``config`` with trace hooks installed once, its module facts and
+    its parameters per part (neither changes from one trace to the next)."""
     model = build_model(config, device="meta")
     facts = {}
     for name, module in model.named_modules():
@@ -316,7 +317,7 @@ def _meta_model(config: Config) -> tuple[ResFPN, dict[int, _Facts]]:
         facts[id(module)] = _Facts(_kind(module), sum(p.numel() for p in module.parameters()), _geometry(module))
         module.register_forward_pre_hook(functools.partial(_pre, name))
         module.register_forward_hook(functools.partial(_post, name))
-    return model, facts
+    return model, facts, count_params(model)
 
 
 def trace(config: Config) -> Trace:
@@ -326,7 +327,7 @@ def trace(config: Config) -> Trace:
         A ``Trace``. If an addition's operands disagree, ``trace.mismatch`` holds the diagnosed
         ``ShapeMismatchError`` and everything observed before it is still reported.
     """
-    model, facts = _meta_model(config)
+    model, facts, params = _meta_model(config)
     rec = _Recorder(model, facts)
     token = _active.set(rec)
     observer = add_module._observer.set(rec.on_add)
@@ -352,7 +353,7 @@ def trace(config: Config) -> Trace:
         levels=dict(sorted(rec.levels.items(), key=lambda kv: (kv[0][0] != "C", kv[0]))),
         additions=rec.additions,
         mismatch=mismatch,
-        params=count_params(model),
+        params=params,
         macs=PartCounts(macs),
         declared=declared,
     )
