@@ -144,7 +144,6 @@ def random_shape(rng: random.Random) -> Request:
         h, w = rng.randint(32, 2048), rng.randint(32, 2048)
     if rng.random() < 0.05:
         h, w = rng.choice([(4096, 4096), (8192, 8192), (8192, 64)])
-    p6 = rng.choice(["p5-conv", "c5-conv", "maxpool", "none"])
     cfg = {
         "input_height": h,
         "input_width": w,
@@ -152,6 +151,18 @@ def random_shape(rng: random.Random) -> Request:
         "blocks": [rng.randint(1, 4) for _ in range(4)],
         "block": block,
         "stride_in": rng.choice(["3x3", "1x1"]),
+        **random_skip_and_neck(rng, policy, p7_chance=0.5),
+    }
+    if cfg["skip"] == "A" and cfg["stem_width"] > cfg["widths"][0]:
+        # Option A zero-pads S(x): it cannot narrow stem -> layer1, a mismatch the report must name.
+        return Request("shape", "mismatch-A-narrowing", cfg, expect_mismatch=True)
+    return Request("shape", f"{block}-{policy}", cfg, expect_mismatch=False)
+
+
+def random_skip_and_neck(rng: random.Random, policy: str, p7_chance: float) -> dict[str, Any]:
+    """The skip option, stem width and FPN fields shared by random shape changes and runs."""
+    p6 = rng.choice(["p5-conv", "c5-conv", "maxpool", "none"])
+    return {
         "skip": rng.choice("ABCD"),
         "stem_width": rng.choice([16, 32, 64]),
         "fpn_from": rng.choice(["C2", "C3"]),
@@ -159,12 +170,8 @@ def random_shape(rng: random.Random) -> Request:
         "upsample": rng.choice(["nearest", "bilinear"]),
         "policy": policy,
         "p6": p6,
-        "p7": p6 != "none" and rng.random() < 0.5,
+        "p7": p6 != "none" and rng.random() < p7_chance,
     }
-    if cfg["skip"] == "A" and cfg["stem_width"] > cfg["widths"][0]:
-        # Option A zero-pads S(x): it cannot narrow stem -> layer1, a mismatch the report must name.
-        return Request("shape", "mismatch-A-narrowing", cfg, expect_mismatch=True)
-    return Request("shape", f"{block}-{policy}", cfg, expect_mismatch=False)
 
 
 def random_run(rng: random.Random) -> Request:
@@ -174,21 +181,13 @@ def random_run(rng: random.Random) -> Request:
     policy = rng.choice(["x2", "match", "pad"])
     h, w = (32 * rng.randint(4, 16), 32 * rng.randint(4, 16)) if policy == "x2" else \
         (rng.randint(128, 512), rng.randint(128, 512))
-    p6 = rng.choice(["p5-conv", "c5-conv", "maxpool", "none"])
     cfg = {
         "input_height": h,
         "input_width": w,
         "widths": widths,
         "blocks": [rng.randint(1, 2) for _ in range(4)],
         "block": block,
-        "skip": rng.choice("ABCD"),
-        "stem_width": rng.choice([16, 32, 64]),
-        "fpn_from": rng.choice(["C2", "C3"]),
-        "fpn_width": rng.choice([64, 128, 256]),
-        "upsample": rng.choice(["nearest", "bilinear"]),
-        "policy": policy,
-        "p6": p6,
-        "p7": p6 != "none" and rng.random() < 0.3,
+        **random_skip_and_neck(rng, policy, p7_chance=0.3),
     }
     if cfg["skip"] == "A":  # option A cannot narrow the stem into layer1 (that would be a mismatch)
         cfg["stem_width"] = min(cfg["stem_width"], widths[0])
