@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from .config import REDUCTIONS
+from .config import REDUCTIONS, Reduction
 
 
-def reduce_channels(x: torch.Tensor, reduction: str = "mean", channel: int = 0) -> torch.Tensor:
+def reduce_channels(x: torch.Tensor, reduction: Reduction = "mean", channel: int = 0) -> torch.Tensor:
     """One map per level: ``(N, C, H, W)`` or ``(C, H, W)`` -> ``(H, W)`` (first image of the batch).
 
     Raises:

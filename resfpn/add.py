@@ -13,6 +13,8 @@ from typing import Any, Callable
 
 import torch
 
+from .formatting import format_shape  # noqa: F401  (re-exported: resfpn.add.format_shape)
+
 DIM_NAMES = ("N", "C", "H", "W")
 
 
@@ -25,11 +27,6 @@ class Fix:
 
     def to_dict(self) -> dict[str, Any]:
         return {"label": self.label, "changes": dict(self.changes)}
-
-
-def format_shape(shape: tuple[int, ...]) -> str:
-    """``(1, 256, 15, 15)`` -> ``'256×15×15'`` (batch left out, as in the papers)."""
-    return "×".join(str(s) for s in (shape[1:] if len(shape) == 4 else shape))
 
 
 class ShapeMismatchError(ValueError):

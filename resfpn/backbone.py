@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
 from .blocks import BasicBlock, Bottleneck
 from .config import Config
-
-
-@dataclass(frozen=True)
-class LevelSpec:
-    """What a backbone promises for one output level. Both fields are required."""
-
-    channels: int
-    stride: int
+from .levels import LevelSpec
 
 
 class Stem(nn.Sequential):
     """7×7 stride-2 conv, BN, ReLU, 3×3 stride-2 max-pool: ``(N, 3, H, W) -> (N, C, H/4, W/4)``."""
+
+    kind = "stem"
 
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__()
@@ -28,6 +21,12 @@ class Stem(nn.Sequential):
         self.bn = nn.BatchNorm2d(out_channels)
         self.relu = nn.ReLU(inplace=True)
         self.pool = nn.MaxPool2d(3, stride=2, padding=1)
+
+
+class Stage(nn.Sequential):
+    """The blocks of one stage (``layer1``..``layer4``); the first one changes stride and width."""
+
+    kind = "stage"
 
 
 class ResNetBackbone(nn.Module):
@@ -38,6 +37,8 @@ class ResNetBackbone(nn.Module):
 
     Example:
         >>> bb = ResNetBackbone(Config())
+        >>> bb.output_shape()["C3"]
+        LevelSpec(channels=128, stride=8, module='layer2')
         >>> {k: (v.channels, v.stride) for k, v in bb.output_shape().items()}
         {'C2': (64, 4), 'C3': (128, 8), 'C4': (256, 16), 'C5': (512, 32)}
     """
@@ -45,8 +46,7 @@ class ResNetBackbone(nn.Module):
     def __init__(self, config: Config):
         super().__init__()
         self.stem = Stem(config.input_channels, config.stem_width)
-        self._levels: dict[str, LevelSpec] = {}
-        self.stage_names: dict[str, str] = {}  # level -> module name, e.g. "C2" -> "layer1"
+        self._levels: dict[str, LevelSpec] = {}  # written by the loop that builds the stages
         in_channels, stride = config.stem_width, 4
         for i, (width, n_blocks) in enumerate(zip(config.widths, config.blocks)):
             stage_stride = 1 if i == 0 else 2
@@ -62,19 +62,21 @@ class ResNetBackbone(nn.Module):
                         Bottleneck(in_channels, width, s, config.skip, config.stride_in, config.expansion, site=site)
                     )
                 in_channels = width
-            self.add_module(name, nn.Sequential(*blocks))
+            self.add_module(name, Stage(*blocks))
             stride *= stage_stride
-            level = f"C{i + 2}"
-            self._levels[level] = LevelSpec(channels=width, stride=stride)
-            self.stage_names[level] = name
+            self._levels[f"C{i + 2}"] = LevelSpec(channels=width, stride=stride, module=name)
 
     def output_shape(self) -> dict[str, LevelSpec]:
         return dict(self._levels)
 
+    def parts(self) -> dict[str, list[nn.Module]]:
+        """The stem and each stage, by name, for counting parameters and MACs per part."""
+        return {"stem": [self.stem]} | {s.module: [self.get_submodule(s.module)] for s in self._levels.values()}
+
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         x = self.stem(x)
         out = {}
-        for level, name in self.stage_names.items():
-            x = getattr(self, name)(x)
+        for level, spec in self._levels.items():
+            x = self.get_submodule(spec.module)(x)
             out[level] = x
         return out

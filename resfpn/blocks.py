@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .add import checked_add
+from .config import SKIP_OPTIONS, SkipOption, StrideIn
 
 
 class ZeroPadShortcut(nn.Module):
@@ -16,6 +17,8 @@ class ZeroPadShortcut(nn.Module):
     channels but never remove them: when ``out_channels < in_channels`` it passes the input on
     unchanged, and the residual add reports the channel mismatch with a fix.
     """
+
+    kind = "shortcut-zero-pad"
 
     def __init__(self, in_channels: int, out_channels: int, stride: int):
         super().__init__()
@@ -36,6 +39,8 @@ class ZeroPadShortcut(nn.Module):
 class Projection(nn.Sequential):
     """Options B and C: 1×1 conv with the block's stride, then BN (torchvision's ``downsample``)."""
 
+    kind = "shortcut-projection"
+
     def __init__(self, in_channels: int, out_channels: int, stride: int):
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
@@ -48,6 +53,8 @@ class AvgDownProjection(nn.Sequential):
     The pool lets every input pixel reach the shortcut, where a strided 1×1 conv skips 3 in 4.
     """
 
+    kind = "shortcut-avg-down"
+
     def __init__(self, in_channels: int, out_channels: int, stride: int):
         super().__init__()
         if stride > 1:
@@ -56,7 +63,7 @@ class AvgDownProjection(nn.Sequential):
         self.bn = nn.BatchNorm2d(out_channels)
 
 
-def make_shortcut(skip: str, in_channels: int, out_channels: int, stride: int) -> nn.Module:
+def make_shortcut(skip: SkipOption, in_channels: int, out_channels: int, stride: int) -> nn.Module:
     """The skip path S(x) for skip option ``skip`` ('A'..'D'); identity where the paper says so."""
     reshapes = stride != 1 or in_channels != out_channels
     if skip == "C":
@@ -69,13 +76,19 @@ def make_shortcut(skip: str, in_channels: int, out_channels: int, stride: int) -
         return Projection(in_channels, out_channels, stride)
     if skip == "D":
         return AvgDownProjection(in_channels, out_channels, stride)
-    raise ValueError(f"skip={skip!r}: unknown skip option; allowed: 'A', 'B', 'C', 'D'")
+    raise ValueError(f"skip={skip!r}: unknown skip option; allowed: {', '.join(map(repr, SKIP_OPTIONS))}")
 
 
 class _Residual(nn.Module):
     """Shared forward: ``relu(F(x) + S(x))`` through the checked add."""
 
+    kind: str
     site: str  # e.g. "layer3.0", set by the backbone that places the block
+    shortcut: nn.Module  # S(x)
+
+    def residual_convs(self) -> list[nn.Conv2d]:
+        """The convolutions of F(x), input to output."""
+        return [m for m in self.children() if isinstance(m, nn.Conv2d)]
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -88,7 +101,9 @@ class _Residual(nn.Module):
 class BasicBlock(_Residual):
     """Two 3×3 convs: ``(N, C_in, H, W) -> (N, C_out, ceil(H/s), ceil(W/s))``."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int, skip: str, site: str = "block"):
+    kind = "basic-block"
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, skip: SkipOption, site: str = "block"):
         super().__init__()
         self.in_channels, self.out_channels, self.stride, self.site = in_channels, out_channels, stride, site
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
@@ -109,13 +124,15 @@ class Bottleneck(_Residual):
     first 1×1 (the original paper and the MSRA models, "v1").
     """
 
+    kind = "bottleneck-block"
+
     def __init__(
         self,
         in_channels: int,
         out_channels: int,
         stride: int,
-        skip: str,
-        stride_in: str = "3x3",
+        skip: SkipOption,
+        stride_in: StrideIn = "3x3",
         expansion: int = 4,
         site: str = "block",
     ):

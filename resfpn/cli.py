@@ -6,8 +6,8 @@ import argparse
 import json
 import sys
 
-from .add import format_shape
-from .config import P6_SOURCES, POLICIES, PRESETS, SKIP_OPTIONS, Config, ConfigError
+from .config import BLOCKS, FPN_FROM, P6_SOURCES, POLICIES, PRESETS, SKIP_OPTIONS, STRIDE_IN, UPSAMPLE, Config, ConfigError
+from .formatting import format_count, format_mib, format_shape
 from .tracing import Trace, trace
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
@@ -46,15 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", type=_size, help="input size: 224 or HxW such as 224x320")
     p.add_argument("--widths", type=_four, help="stage output widths, e.g. 64,128,256,512")
     p.add_argument("--blocks", type=_four, help="blocks per stage, e.g. 2,2,2,2")
-    p.add_argument("--block", choices=["basic", "bottleneck"])
-    p.add_argument("--stride-in", choices=["3x3", "1x1"], help="bottleneck: stride in the 3×3 (v1.5) or first 1×1 (v1)")
+    p.add_argument("--block", choices=BLOCKS)
+    p.add_argument("--stride-in", choices=STRIDE_IN, help="bottleneck: stride in the 3×3 (v1.5) or first 1×1 (v1)")
     p.add_argument("--skip", choices=list(SKIP_OPTIONS), help="; ".join(f"{k}: {v}" for k, v in SKIP_OPTIONS.items()))
     p.add_argument("--fpn-width", type=int)
-    p.add_argument("--upsample", choices=["nearest", "bilinear"])
+    p.add_argument("--upsample", choices=UPSAMPLE)
     p.add_argument("--policy", choices=list(POLICIES), help="; ".join(f"{k}: {v}" for k, v in POLICIES.items()))
-    p.add_argument("--p6", choices=list(P6_SOURCES))
+    p.add_argument("--p6", choices=P6_SOURCES)
     p.add_argument("--p7", action=argparse.BooleanOptionalAction, default=None, help="add P7 on ReLU(P6)")
-    p.add_argument("--fpn-from", choices=["C2", "C3"])
+    p.add_argument("--fpn-from", choices=FPN_FROM)
     p.add_argument("--stem-width", type=int)
     p.add_argument("--batch", type=int)
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
@@ -71,17 +71,6 @@ def config_from_args(args: argparse.Namespace) -> Config:
         if value is not None:
             overrides[attr] = value
     return Config.preset(args.preset, **overrides)
-
-
-def _human(n: float, unit: str = "") -> str:
-    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(n) >= scale:
-            return f"{n / scale:.2f} {suffix}{unit}"
-    return f"{n:.0f} {unit}".rstrip()
-
-
-def _mib(n: int) -> str:
-    return f"{n / 2**20:.2f} MiB"
 
 
 def format_report(t: Trace) -> str:
@@ -101,20 +90,20 @@ def format_report(t: Trace) -> str:
             lines.append(f"{name:<6} {'(not reached)':<18}")
             continue
         lines.append(f"{name:<6} {format_shape(lv.shape):<18} {lv.stride:>6} {lv.receptive_field:>11} px "
-                     f"{_mib(lv.bytes):>12}")
+                     f"{format_mib(lv.bytes):>12}")
     lines += ["", "additions (element-wise: both operands must have identical shapes)"]
     for a in t.additions:
         mark = "ok " if a.ok else "MISMATCH"
         lines.append(f"  {mark:<8} {a.where:<26} {format_shape(a.shapes[0])} + {format_shape(a.shapes[1])}")
     lines += ["", f"{'part':<12} {'params':>12} {'MACs':>12}"]
     for part, n in t.params.parts.items():
-        lines.append(f"{part:<12} {n:>12,} {_human(t.macs.parts[part]):>12}")
-    lines.append(f"{'backbone':<12} {t.params.backbone:>12,} {_human(t.macs.backbone):>12}")
-    lines.append(f"{'fpn':<12} {t.params.fpn:>12,} {_human(t.macs.fpn):>12}")
-    lines.append(f"{'total':<12} {t.params.total:>12,} {_human(t.macs.total):>12}   "
-                 f"(FLOPs = 2 × MACs = {_human(t.flops.total)}; the ResNet paper's 'FLOPs' are MACs)")
+        lines.append(f"{part:<12} {n:>12,} {format_count(t.macs.parts[part]):>12}")
+    lines.append(f"{'backbone':<12} {t.params.backbone:>12,} {format_count(t.macs.backbone):>12}")
+    lines.append(f"{'fpn':<12} {t.params.fpn:>12,} {format_count(t.macs.fpn):>12}")
+    lines.append(f"{'total':<12} {t.params.total:>12,} {format_count(t.macs.total):>12}   "
+                 f"(FLOPs = 2 × MACs = {format_count(t.flops.total)}; the ResNet paper's 'FLOPs' are MACs)")
     act = t.activation_bytes
-    lines.append(f"activation memory: levels {_mib(act['total'])}, estimated peak {_mib(act['peak_estimate'])} (float32)")
+    lines.append(f"activation memory: levels {format_mib(act['total'])}, estimated peak {format_mib(act['peak_estimate'])} (float32)")
     if t.mismatch:
         lines += ["", "SHAPE MISMATCH — the trace stopped here:", str(t.mismatch)]
     return "\n".join(lines)

@@ -4,36 +4,59 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Literal, get_args
 
 MAX_INPUT = 8192
 
+# Allowed values: each Literal alias is the one home of a field's vocabulary (also the JSON and CLI
+# vocabulary); the tuples and dicts below are derived from it and checked against it.
+BlockType = Literal["basic", "bottleneck"]
+StrideIn = Literal["3x3", "1x1"]  # v1.5 (torchvision) / v1 (paper, MSRA)
+SkipOption = Literal["A", "B", "C", "D"]  # the ResNet paper's letters
+FpnFrom = Literal["C2", "C3"]
+Upsample = Literal["nearest", "bilinear"]
+Policy = Literal["x2", "match", "pad"]
+P6Source = Literal["p5-conv", "c5-conv", "maxpool", "none"]
+Reduction = Literal["mean", "mean-abs", "l2", "max", "channel"]
+
+BLOCKS: tuple[BlockType, ...] = get_args(BlockType)
+STRIDE_IN: tuple[StrideIn, ...] = get_args(StrideIn)
+UPSAMPLE: tuple[Upsample, ...] = get_args(Upsample)
+P6_SOURCES: tuple[P6Source, ...] = get_args(P6Source)
+FPN_FROM: tuple[FpnFrom, ...] = get_args(FpnFrom)
+
 # The ResNet paper's letters, with the readable names used in code and UI.
-SKIP_OPTIONS = {
+SKIP_OPTIONS: dict[SkipOption, str] = {
     "A": "zero-pad: subsample with the block's stride, zero-pad the extra channels",
     "B": "projection where needed: identity, or 1×1 conv + BN where shapes change",
     "C": "projection everywhere: 1×1 conv + BN on every block",
     "D": "avg-down (ResNet-D): 2×2 avg-pool then 1×1 conv + BN where shapes change",
 }
-BLOCKS = ("basic", "bottleneck")
-STRIDE_IN = ("3x3", "1x1")  # v1.5 (torchvision) / v1 (paper, MSRA)
-UPSAMPLE = ("nearest", "bilinear")
-POLICIES = {
+POLICIES: dict[Policy, str] = {
     "x2": "scale by 2 (needs the input size to suit the stride-32 backbone)",
     "match": "resize to the lateral's size (any input works)",
     "pad": "pad the input bottom/right to a multiple of 32",
 }
-P6_SOURCES = ("p5-conv", "c5-conv", "maxpool", "none")
-FPN_FROM = ("C2", "C3")
 # How a level's channels become one heatmap (resfpn.activations.reduce_channels).
-REDUCTIONS = {
+REDUCTIONS: dict[Reduction, str] = {
     "mean": "mean over channels",
     "mean-abs": "mean |x| over channels",
     "l2": "L2 norm over channels",
     "max": "max over channels",
     "channel": "one chosen channel",
 }
-LEVEL_STRIDE = {f"C{k}": 2**k for k in range(2, 6)} | {f"P{k}": 2**k for k in range(2, 8)}
+# Short names of the choices, where people pick them (the page's controls) and where a fix names them.
+LABELS: dict[str, dict[str, str]] = {
+    "block": {"basic": "basic (two 3×3)", "bottleneck": "bottleneck (1×1, 3×3, 1×1)"},
+    "stride_in": {"3x3": "3×3 (torchvision, v1.5)", "1x1": "first 1×1 (paper, v1)"},
+    "skip": {k: f"{k} — {v.split(':')[0]}" for k, v in SKIP_OPTIONS.items()},
+    "fpn_from": {"C2": "C2–C5", "C3": "C3–C5 (RetinaNet)"},
+    "upsample": {"nearest": "nearest", "bilinear": "bilinear"},
+    "policy": {"x2": "×2", "match": "match lateral size", "pad": "pad input to 32"},
+    "p6": {"p5-conv": "3×3 s2 conv on P5", "c5-conv": "3×3 s2 conv on C5", "maxpool": "max-pool of P5",
+           "none": "no P6"},
+    "reduction": dict(REDUCTIONS),
+}
 
 
 class ConfigError(ValueError):
@@ -66,16 +89,16 @@ class Config:
     batch: int = 1
     widths: tuple[int, int, int, int] = (64, 128, 256, 512)  # output channels of layer1..layer4
     blocks: tuple[int, int, int, int] = (2, 2, 2, 2)  # blocks per stage
-    block: str = "basic"
-    stride_in: str = "3x3"  # bottleneck only: where the stage's stride sits
+    block: BlockType = "basic"
+    stride_in: StrideIn = "3x3"  # bottleneck only: where the stage's stride sits
     expansion: int = 4  # bottleneck only: inner width = out_channels // expansion
     stem_width: int = 64
-    skip: str = "B"
-    fpn_from: str = "C2"  # lowest backbone level the FPN uses
+    skip: SkipOption = "B"
+    fpn_from: FpnFrom = "C2"  # lowest backbone level the FPN uses
     fpn_width: int = 256
-    upsample: str = "nearest"
-    policy: str = "x2"  # how the top-down path reaches the lateral's size
-    p6: str = "p5-conv"
+    upsample: Upsample = "nearest"
+    policy: Policy = "x2"  # how the top-down path reaches the lateral's size
+    p6: P6Source = "p5-conv"
     p7: bool = False
 
     def __post_init__(self) -> None:
@@ -96,15 +119,16 @@ class Config:
                 raise ConfigError(f"blocks[{i}]={b}: each stage needs between 1 and 64 blocks")
         self._check_choice("block", BLOCKS)
         self._check_choice("stride_in", STRIDE_IN)
-        self._check_choice("skip", tuple(SKIP_OPTIONS))
+        self._check_choice("skip", get_args(SkipOption))
         self._check_choice("fpn_from", FPN_FROM)
         self._check_choice("upsample", UPSAMPLE)
-        self._check_choice("policy", tuple(POLICIES))
+        self._check_choice("policy", get_args(Policy))
         self._check_choice("p6", P6_SOURCES)
         if not isinstance(self.p7, bool):
             raise ConfigError(f"p7={self.p7!r}: expected true or false")
         if self.p7 and self.p6 == "none":
-            raise ConfigError("p7=True needs a P6 to build on: choose p6 from 'p5-conv', 'c5-conv', 'maxpool'")
+            sources = ", ".join(repr(p) for p in P6_SOURCES if p != "none")
+            raise ConfigError(f"p7=True needs a P6 to build on: choose p6 from {sources}")
         if self.block == "bottleneck":
             for i, w in enumerate(self.widths):
                 if w % self.expansion:

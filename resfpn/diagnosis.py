@@ -9,12 +9,13 @@ those rounded sizes is even.
 from __future__ import annotations
 
 from .add import Fix, ShapeMismatchError
-from .config import MAX_INPUT, Config
+from .config import LABELS, MAX_INPUT, Config
+from .formatting import ceil_div
 
 
 def level_size(n: int, k: int) -> int:
     """Rows (or columns) of level k for an input of n: ceil(n / 2^k)."""
-    return -(-n // 2**k)
+    return ceil_div(n, 2**k)
 
 
 def x2_holds(n: int, config: Config) -> bool:
@@ -72,7 +73,7 @@ def _explain_merge(err: ShapeMismatchError, config: Config, input_hw: tuple[int,
         if changes and len(changes) == len(bad):
             new_h, new_w = changes.get("input_height", h), changes.get("input_width", w)
             fixes.append(Fix(f"use input {new_h}×{new_w}", changes))
-    fixes.append(Fix("switch to the 'match lateral size' policy", {"policy": "match"}))
+    fixes.append(Fix(f"switch to the '{LABELS['policy']['match']}' policy", {"policy": "match"}))
     fixes.append(Fix("switch to the 'pad to a multiple of 32' policy", {"policy": "pad"}))
     return cause, fixes
 

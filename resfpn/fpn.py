@@ -7,7 +7,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from .add import checked_add
-from .backbone import LevelSpec
+from .config import P6_SOURCES, P6Source, Policy, Upsample
+from .levels import LevelSpec
+
+
+def merge_site(level: str) -> str:
+    """Where the top-down merge that makes ``level`` happens, as errors and the trace name it."""
+    return f"FPN merge into {level}"
 
 
 class TopDownResize(nn.Module):
@@ -17,7 +23,9 @@ class TopDownResize(nn.Module):
     paper; ``'match'`` resizes to the lateral's actual size, as torchvision does, so any input works.
     """
 
-    def __init__(self, mode: str, policy: str):
+    kind = "upsample"
+
+    def __init__(self, mode: Upsample, policy: Policy):
         super().__init__()
         self.mode, self.policy = mode, policy
 
@@ -34,7 +42,7 @@ class FPN(nn.Module):
     """Lateral 1×1 convs, a top-down path of resize + checked add, 3×3 output convs, P6/P7.
 
     Args:
-        in_levels: backbone declaration, e.g. ``{"C2": LevelSpec(64, 4), .., "C5": LevelSpec(512, 32)}``.
+        in_levels: backbone declaration, e.g. ``{"C2": LevelSpec(64, 4, "layer1"), .., "C5": ..}``.
         out_channels: the pyramid width d.
         upsample: ``'nearest'`` or ``'bilinear'``.
         policy: ``'x2'``, ``'match'`` or ``'pad'`` (see ``TopDownResize``).
@@ -48,9 +56,9 @@ class FPN(nn.Module):
         self,
         in_levels: dict[str, LevelSpec],
         out_channels: int,
-        upsample: str = "nearest",
-        policy: str = "x2",
-        p6: str = "p5-conv",
+        upsample: Upsample = "nearest",
+        policy: Policy = "x2",
+        p6: P6Source = "p5-conv",
         p7: bool = False,
     ):
         super().__init__()
@@ -61,7 +69,7 @@ class FPN(nn.Module):
         self.lateral = nn.ModuleDict({c: nn.Conv2d(s.channels, out_channels, 1) for c, s in self.in_levels.items()})
         self.output = nn.ModuleDict({"P" + c[1:]: nn.Conv2d(out_channels, out_channels, 3, padding=1) for c in names})
         self.upsample = nn.ModuleDict({"P" + c[1:]: TopDownResize(upsample, policy) for c in names[:-1]})
-        self._out: dict[str, LevelSpec] = {"P" + c[1:]: LevelSpec(out_channels, s.stride) for c, s in in_levels.items()}
+        self._out = {p: LevelSpec(out_channels, s.stride, f"output.{p}") for p, s in zip(self.output, in_levels.values())}
         top_stride = self.in_levels[top].stride
         if p6 == "maxpool":
             self.p6 = nn.MaxPool2d(1, stride=2)
@@ -69,18 +77,28 @@ class FPN(nn.Module):
             source_channels = out_channels if p6 == "p5-conv" else self.in_levels[top].channels
             self.p6 = nn.Conv2d(source_channels, out_channels, 3, stride=2, padding=1)
         elif p6 != "none":
-            raise ValueError(f"p6={p6!r}: unknown P6 source; allowed: 'p5-conv', 'c5-conv', 'maxpool', 'none'")
+            raise ValueError(f"p6={p6!r}: unknown P6 source; allowed: {', '.join(map(repr, P6_SOURCES))}")
         if p6 != "none":
-            self._out["P6"] = LevelSpec(out_channels, top_stride * 2)
+            self._out["P6"] = LevelSpec(out_channels, top_stride * 2, "p6")
         if p7:
             if p6 == "none":
                 raise ValueError("p7=True needs a P6 to build on")
             self.p7_relu = nn.ReLU()  # not in place: P6 is an output too
             self.p7 = nn.Conv2d(out_channels, out_channels, 3, stride=2, padding=1)
-            self._out["P7"] = LevelSpec(out_channels, top_stride * 4)
+            self._out["P7"] = LevelSpec(out_channels, top_stride * 4, "p7")
 
     def output_shape(self) -> dict[str, LevelSpec]:
         return dict(self._out)
+
+    def parts(self) -> dict[str, list[nn.Module]]:
+        """Laterals, output convs and the extra levels (P6/P7), for counting per part."""
+        extra = [m for m in (getattr(self, n, None) for n in ("p6", "p7_relu", "p7")) if m is not None]
+        return {"lateral": [self.lateral], "output": [self.output], "extra": extra}
+
+    def level_sources(self) -> dict[str, list[nn.Module]]:
+        """The modules whose parameters make each level: lateral and output conv, or the P6/P7 conv."""
+        sources = {"P" + c[1:]: [self.lateral[c], self.output["P" + c[1:]]] for c in self.in_levels}
+        return sources | {p: [getattr(self, p.lower())] for p in ("P6", "P7") if p in self._out}
 
     def forward(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         names = list(self.in_levels)
@@ -91,7 +109,7 @@ class FPN(nn.Module):
             p, coarser = "P" + c[1:], "P" + str(int(c[1:]) + 1)
             lateral = self.lateral[c](features[c])
             top_down = self.upsample[p](merged, lateral.shape[-2:])
-            merged = checked_add(lateral, top_down, f"FPN merge into {p}", (f"lateral({c})", f"upsampled {coarser}"))
+            merged = checked_add(lateral, top_down, merge_site(p), (f"lateral({c})", f"upsampled {coarser}"))
             results[p] = self.output[p](merged)
         results = dict(sorted(results.items()))
         if self.p6_source != "none":

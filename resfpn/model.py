@@ -7,16 +7,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from .add import ShapeMismatchError
-from .backbone import LevelSpec, ResNetBackbone
+from .backbone import ResNetBackbone
 from .config import Config
 from .diagnosis import explain
 from .fpn import FPN
+from .levels import LevelSpec
 
 PAD_MULTIPLE = 32
 
 
 class PadToMultiple(nn.Module):
     """Zero-pads bottom and right to a multiple of ``multiple``: ``(N, C, H, W) -> (N, C, H', W')``."""
+
+    kind = "pad"
 
     def __init__(self, multiple: int):
         super().__init__()
@@ -59,15 +62,17 @@ class ResFPN(nn.Module):
         )
 
     def output_shape(self) -> dict[str, LevelSpec]:
-        """Channels and stride of every level, declared by the parts without running."""
-        return self.backbone.output_shape() | self.fpn.output_shape()
+        """Channels, stride and module path of every level, declared by the parts without running."""
+        backbone = {k: v.under("backbone") for k, v in self.backbone.output_shape().items()}
+        return backbone | {k: v.under("fpn") for k, v in self.fpn.output_shape().items()}
 
     def level_modules(self) -> dict[str, str]:
         """Which module's output is each level, e.g. ``{"C2": "backbone.layer1", "P4": "fpn.output.P4"}``."""
-        names = {c: f"backbone.{m}" for c, m in self.backbone.stage_names.items()}
-        for p in self.fpn.output_shape():
-            names[p] = f"fpn.output.{p}" if p in self.fpn.output else f"fpn.{p.lower()}"
-        return names
+        return {k: v.module for k, v in self.output_shape().items()}
+
+    def parts(self) -> dict[str, list[nn.Module]]:
+        """The parts costs are counted by: stem, layer1..layer4, fpn.lateral, fpn.output, fpn.extra."""
+        return self.backbone.parts() | {f"fpn.{k}": v for k, v in self.fpn.parts().items()}
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         if x.dim() != 4 or x.shape[1] != self.config.input_channels:

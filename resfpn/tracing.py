@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -17,192 +17,34 @@ from torch.utils.flop_counter import conv_flop_count
 
 from . import add as add_module
 from .add import AddRecord, ShapeMismatchError
-from .blocks import AvgDownProjection, BasicBlock, Bottleneck, Projection, ZeroPadShortcut
-from .backbone import Stem
+from .blocks import ZeroPadShortcut
 from .config import Config
 from .fpn import TopDownResize
-from .model import PadToMultiple, ResFPN, build_model
+from .model import ResFPN, build_model
+from .modelmap import ModelMap, map_model
+from .records import LevelRecord, ModuleRecord, PartCounts, Trace
 
-PARTS = ("stem", "layer1", "layer2", "layer3", "layer4", "fpn.lateral", "fpn.output", "fpn.extra")
-BACKBONE_PARTS = PARTS[:5]
+__all__ = ["LevelRecord", "ModuleRecord", "PartCounts", "Trace", "count_params", "trace"]
 
-
-@dataclass
-class ModuleRecord:
-    """One module call, in execution order. Shapes are ``(N, C, H, W)``; ``None`` if it never finished."""
-
-    name: str
-    kind: str
-    in_shape: tuple[int, ...]
-    out_shape: tuple[int, ...] | None = None
-    params: int = 0
-    macs: int = 0
-    receptive_field: int | None = None
-    kernel: int | None = None  # effective kernel size of a conv or pool, None for other kinds
-    stride: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "in_shape": list(self.in_shape),
-            "out_shape": list(self.out_shape) if self.out_shape is not None else None,
-            "params": self.params,
-            "macs": self.macs,
-            "receptive_field": self.receptive_field,
-            "kernel": self.kernel,
-            "stride": self.stride,
-        }
-
-
-@dataclass
-class LevelRecord:
-    """A pyramid or backbone level: shape ``(N, C, ceil(H/stride), ceil(W/stride))``."""
-
-    name: str
-    shape: tuple[int, int, int, int]
-    stride: int
-    receptive_field: int  # theoretical, in input pixels, along the longest path
-    bytes: int
-    module: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "shape": list(self.shape),
-            "stride": self.stride,
-            "receptive_field": self.receptive_field,
-            "bytes": self.bytes,
-            "module": self.module,
-        }
-
-
-@dataclass
-class PartCounts:
-    """A count (parameters or MACs) per part of the model, with totals."""
-
-    parts: dict[str, int]
-
-    @property
-    def backbone(self) -> int:
-        return sum(self.parts[p] for p in BACKBONE_PARTS)
-
-    @property
-    def fpn(self) -> int:
-        return sum(v for p, v in self.parts.items() if p.startswith("fpn."))
-
-    @property
-    def total(self) -> int:
-        return sum(self.parts.values())
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"total": self.total, "backbone": self.backbone, "fpn": self.fpn, "parts": dict(self.parts)}
-
-
-@dataclass
-class Trace:
-    """Everything the meta run learned about a configuration. ``ok`` is False after a mismatch."""
-
-    config: Config
-    input_shape: tuple[int, int, int, int]
-    backbone_input_shape: tuple[int, ...] | None
-    modules: list[ModuleRecord]
-    levels: dict[str, LevelRecord]
-    additions: list[AddRecord]
-    mismatch: ShapeMismatchError | None
-    params: PartCounts
-    macs: PartCounts
-    declared: dict[str, tuple[int, int]] = field(default_factory=dict)  # level -> (channels, stride)
-
-    @property
-    def ok(self) -> bool:
-        return self.mismatch is None
-
-    @property
-    def flops(self) -> PartCounts:
-        """FLOPs = 2 × MACs (the ResNet paper's "FLOPs" are MACs)."""
-        return PartCounts({k: 2 * v for k, v in self.macs.parts.items()})
-
-    @property
-    def activation_bytes(self) -> dict[str, Any]:
-        levels = {k: v.bytes for k, v in self.levels.items()}
-        largest = max((_nbytes(m.out_shape) for m in self.modules if m.out_shape), default=0)
-        return {
-            "levels": levels,
-            "total": sum(levels.values()),
-            # Inference keeps the levels alive plus a few working tensors at a time: measured peaks
-            # (bench/bench.py, item 7) stay within the levels plus six of the largest tensor.
-            "peak_estimate": sum(levels.values()) + 6 * largest,
-        }
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "config": self.config.to_dict(),
-            "ok": self.ok,
-            "input_shape": list(self.input_shape),
-            "backbone_input_shape": list(self.backbone_input_shape) if self.backbone_input_shape else None,
-            "levels": {k: v.to_dict() for k, v in self.levels.items()},
-            "additions": [
-                {"where": a.where, "operands": list(a.operands), "shapes": [list(s) for s in a.shapes], "ok": a.ok}
-                for a in self.additions
-            ],
-            "mismatch": self.mismatch.to_dict() if self.mismatch else None,
-            "params": self.params.to_dict(),
-            "macs": self.macs.to_dict(),
-            "flops": self.flops.to_dict(),
-            "activation_bytes": self.activation_bytes,
-            "modules": [m.to_dict() for m in self.modules],
-        }
-
-
-_KINDS: list[tuple[type, str]] = [
-    (nn.Conv2d, "conv"),
-    (nn.BatchNorm2d, "bn"),
-    (nn.ReLU, "relu"),
-    (nn.MaxPool2d, "maxpool"),
-    (nn.AvgPool2d, "avgpool"),
-    (nn.Identity, "identity"),
-    (TopDownResize, "upsample"),
-    (PadToMultiple, "pad"),
-    (ZeroPadShortcut, "shortcut-zero-pad"),
-    (AvgDownProjection, "shortcut-avg-down"),
-    (Projection, "shortcut-projection"),
-    (BasicBlock, "basic-block"),
-    (Bottleneck, "bottleneck-block"),
-    (Stem, "stem"),
-    (nn.Sequential, "stage"),
-]
+# Plain torch modules, by exact type; resfpn's own modules declare ``kind`` themselves.
+_TORCH_KINDS: dict[type, str] = {
+    nn.Conv2d: "conv",
+    nn.BatchNorm2d: "bn",
+    nn.ReLU: "relu",
+    nn.MaxPool2d: "maxpool",
+    nn.AvgPool2d: "avgpool",
+    nn.Identity: "identity",
+}
 
 
 def _kind(module: nn.Module) -> str | None:
-    for cls, kind in _KINDS:
-        if isinstance(module, cls):
-            return kind
-    return None
-
-
-def _part(name: str) -> str:
-    if name.startswith("backbone."):
-        return name.split(".")[1]
-    if name.startswith("fpn.lateral"):
-        return "fpn.lateral"
-    if name.startswith("fpn.output"):
-        return "fpn.output"
-    return "fpn.extra"
-
-
-def _nbytes(shape: tuple[int, ...] | None, element_size: int = 4) -> int:
-    n = element_size
-    for s in shape or ():
-        n *= s
-    return n
+    """The module's declared kind, or its torch type's; None for containers, which are not recorded."""
+    return getattr(module, "kind", None) or _TORCH_KINDS.get(type(module))
 
 
 def count_params(model: ResFPN) -> PartCounts:
     """Parameters per part, counted from the modules (no forward needed)."""
-    parts = dict.fromkeys(PARTS, 0)
-    for name, p in model.named_parameters():
-        parts[_part(name)] += p.numel()
-    return PartCounts(parts)
+    return PartCounts({part: sum(p.numel() for m in mods for p in m.parameters()) for part, mods in model.parts().items()})
 
 
 def _geometry(module: nn.Module) -> tuple[int, int] | None:
@@ -229,6 +71,8 @@ class _Recorder:
         self.levels: dict[str, LevelRecord] = {}
         self.additions: list[AddRecord] = []
         self.backbone_input: tuple[int, ...] | None = None
+        self.add_modules: list[str] = []  # per addition, the innermost module running when it was made
+        self._running: list[str] = []
         self._open: dict[int, list[ModuleRecord]] = {}
         self._rf: dict[int, tuple[int, float]] = {}  # id(tensor) -> (receptive field, jump)
         self._keep: list[torch.Tensor] = []  # keeps ids unique while the trace runs
@@ -243,6 +87,7 @@ class _Recorder:
         self._keep.append(t)
 
     def pre(self, name: str, module: nn.Module, args: tuple) -> None:
+        self._running.append(name)
         x = args[0]
         if name == "backbone":
             self.backbone_input = tuple(x.shape)
@@ -256,6 +101,7 @@ class _Recorder:
         self._open.setdefault(id(module), []).append(rec)
 
     def post(self, name: str, module: nn.Module, args: tuple, out: Any) -> None:
+        self._running.pop()
         if name == "backbone":
             return
         x = args[0]
@@ -287,6 +133,7 @@ class _Recorder:
 
     def on_add(self, record: AddRecord, a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None) -> None:
         self.additions.append(record)
+        self.add_modules.append(self._running[-1] if self._running else "")
         if out is not None:
             (ra, ja), (rb, jb) = self.rf_of(a), self.rf_of(b)
             self._set_rf(out, (max(ra, rb), min(ja, jb)))
@@ -306,9 +153,9 @@ _active: contextvars.ContextVar[_Recorder | None] = contextvars.ContextVar("resf
 
 
 @functools.lru_cache(maxsize=32)
-def _meta_model(config: Config) -> tuple[ResFPN, dict[int, _Facts], PartCounts]:
-    """The meta-device model for ``config`` with trace hooks installed once, its module facts and
-    its parameters per part (neither changes from one trace to the next)."""
+def _meta_model(config: Config) -> tuple[ResFPN, dict[int, _Facts], PartCounts, ModelMap]:
+    """The meta-device model for ``config`` with trace hooks installed once, its module facts, its
+    parameters per part and its map (none of them changes from one trace to the next)."""
     model = build_model(config, device="meta")
     facts = {}
     for name, module in model.named_modules():
@@ -317,7 +164,7 @@ def _meta_model(config: Config) -> tuple[ResFPN, dict[int, _Facts], PartCounts]:
         facts[id(module)] = _Facts(_kind(module), sum(p.numel() for p in module.parameters()), _geometry(module))
         module.register_forward_pre_hook(functools.partial(_pre, name))
         module.register_forward_hook(functools.partial(_post, name))
-    return model, facts, count_params(model)
+    return model, facts, count_params(model), map_model(model)
 
 
 def trace(config: Config) -> Trace:
@@ -327,7 +174,7 @@ def trace(config: Config) -> Trace:
         A ``Trace``. If an addition's operands disagree, ``trace.mismatch`` holds the diagnosed
         ``ShapeMismatchError`` and everything observed before it is still reported.
     """
-    model, facts, params = _meta_model(config)
+    model, facts, params, where = _meta_model(config)
     rec = _Recorder(model, facts)
     token = _active.set(rec)
     observer = add_module._observer.set(rec.on_add)
@@ -340,11 +187,10 @@ def trace(config: Config) -> Trace:
     finally:
         add_module._observer.reset(observer)
         _active.reset(token)
-    macs = dict.fromkeys(PARTS, 0)
+    macs = dict.fromkeys(params.parts, 0)
     for m in rec.modules:
         if m.kind == "conv":
-            macs[_part(m.name)] += m.macs
-    declared = {k: (v.channels, v.stride) for k, v in model.output_shape().items()}
+            macs[where.part[m.name]] += m.macs
     return Trace(
         config=config,
         input_shape=config.input_shape,
@@ -355,7 +201,8 @@ def trace(config: Config) -> Trace:
         mismatch=mismatch,
         params=params,
         macs=PartCounts(macs),
-        declared=declared,
+        map=where,
+        add_modules=rec.add_modules,
     )
 
 
