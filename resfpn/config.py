@@ -57,6 +57,7 @@ LABELS: dict[str, dict[str, str]] = {
            "none": "no P6"},
     "reduction": dict(REDUCTIONS),
 }
+LEVEL_STRIDE = {f"C{k}": 2**k for k in range(2, 6)} | {f"P{k}": 2**k for k in range(2, 8)}
 
 
 class ConfigError(ValueError):

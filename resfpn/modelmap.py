@@ -55,7 +55,7 @@ def map_model(model: ResFPN) -> ModelMap:
             site[path] = block.site
     part = {name_of[id(sub)]: label for label, mods in model.parts().items() for m in mods for sub in m.modules()}
     return ModelMap(
-        paths=frozenset(name_of),
+        paths=frozenset(name_of.values()),
         levels=levels,
         stem=name_of[id(model.backbone.stem)],
         stages=stages,

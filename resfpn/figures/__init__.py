@@ -1,0 +1,15 @@
+"""Plotly figures of a traced configuration, one family per module.
+
+Every figure takes a ``Trace`` (and, for the heatmaps, maps the caller has already reduced over
+channels) and returns a ``go.Figure``. Nothing here builds a model or imports gradio. A new figure
+family goes in as a new module, re-exported here.
+"""
+
+from ._style import BAD, INK, MUTED, OFF, OK, PAPER
+from .architecture import architecture_figure
+from .bars import level_bars_figure
+from .blocks import block_figure
+from .heatmaps import heatmap_grid_figure
+
+__all__ = ["BAD", "INK", "MUTED", "OFF", "OK", "PAPER", "architecture_figure", "block_figure",
+           "heatmap_grid_figure", "level_bars_figure"]

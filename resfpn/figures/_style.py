@@ -1,0 +1,89 @@
+"""Figure style: colours, fonts, the white card every figure sits on, and small text helpers.
+
+All figures sit on an explicit white card with dark ink, so they read the same on a light or a
+dark page, and use a near-empty template to keep the JSON small.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..add import AddRecord
+from ..formatting import format_shape
+from ..records import Trace
+
+INK, MUTED, LINE, GRID, PAPER = "#111827", "#4b5563", "#6b7280", "#e5e7eb", "#ffffff"
+OK, BAD, OFF = "#15803d", "#dc2626", "#9ca3af"
+OFF_FILL = "#f3f4f6"
+STYLE = {  # box kind -> (fill, outline)
+    "input": ("#f1f5f9", "#475569"),
+    "stem": ("#e0e7ff", "#4338ca"),
+    "C": ("#dbeafe", "#1d4ed8"),
+    "P": ("#ffedd5", "#c2410c"),
+    "F": ("#dbeafe", "#1d4ed8"),
+    "S": ("#ede9fe", "#6d28d9"),
+    "off": (OFF_FILL, OFF),
+}
+FONT = dict(family="Inter, 'Segoe UI', Helvetica, Arial, sans-serif", size=13, color=INK)
+LEVEL_COLOR = {"C": "#2563eb", "P": "#ea580c"}
+PART_LABEL = {"fpn.lateral": "FPN<br>lateral", "fpn.output": "FPN<br>output", "fpn.extra": "FPN<br>P6/P7"}
+
+
+def card_layout(title: str, height: int, subtitle: str = "", **extra: Any) -> dict[str, Any]:
+    """Layout shared by every figure: explicit height, white card, minimal template."""
+    if subtitle:
+        title += f"<br><span style='font-size:13px;color:{MUTED}'>{subtitle}</span>"
+    return dict(
+        title=dict(text=title, x=0.01, xanchor="left", y=1, yanchor="top", pad=dict(t=14),
+                   font=dict(size=17, color=INK)),
+        height=height,
+        template="none",
+        paper_bgcolor=PAPER,
+        plot_bgcolor=PAPER,
+        font=FONT,
+        hoverlabel=dict(bgcolor="#ffffff", bordercolor="#374151", font=dict(color=INK, size=13)),
+        showlegend=False,
+        **extra,
+    )
+
+
+def short_number(x: float | None) -> str:
+    """A small positive number in at most 3 characters of precision: 3.06, 0.19, 0.0039."""
+    return "" if x is None else (f"{x:.2f}" if x >= 0.1 else f"{x:.2g}")
+
+
+def hidden_axes() -> dict[str, Any]:
+    return dict(visible=False, showgrid=False, zeroline=False, fixedrange=True)
+
+
+def wrap(text: str, width: int) -> str:
+    """Break ``text`` into lines of at most ``width`` characters, joined by ``<br>``."""
+    lines, line = [], ""
+    for word in text.split():
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return "<br>".join(lines + [line])
+
+
+def add_status(add: AddRecord | None, where: str) -> tuple[str, str]:
+    """(colour, hover line) of the addition ``where``: green if its operands agree, red if not, grey if not run."""
+    if add is None:
+        return OFF, f"<b>{where}</b>: not reached"
+    (a, b), (sa, sb) = add.operands, add.shapes
+    mark = "shapes agree ✓" if add.ok else "<b>MISMATCH ✗</b>"
+    return (OK if add.ok else BAD), f"<b>{add.where}</b>: {a} {format_shape(sa)} + {b} {format_shape(sb)} {mark}"
+
+
+def failure(t: Trace) -> str:
+    """Short form of the mismatch, e.g. 'layer3.0: C 64 vs 128'."""
+    m = t.mismatch
+    where = m.where.removesuffix(" residual add").removeprefix("FPN merge into ")
+    a, b = (s[m.dim] if 0 <= m.dim < len(s) else "-" for s in m.shapes)
+    return f"{where}: {m.dim_name} {a} vs {b}"
+
+
+def mismatch_note(t: Trace) -> str:
+    return wrap("Shape mismatch — " + t.mismatch.headline, 58) if t.mismatch else ""

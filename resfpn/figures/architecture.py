@@ -1,0 +1,231 @@
+"""Architecture map: input → stem → C2…C5 up the left, the FPN and P levels on the right."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import plotly.graph_objects as go
+
+from ..config import LEVEL_STRIDE
+from ..formatting import ceil_div, format_count, format_mib, format_shape
+from ..records import Trace
+from ._canvas import Canvas, add_arrow, add_box, add_label, add_nodes, add_pill
+from ._style import BAD, INK, LINE, MUTED, OFF, OK, add_status, card_layout, failure, hidden_axes, mismatch_note
+
+ROW_PITCH = 11.0
+X_C, X_M, X_P = 33.0, 60.0, 84.0  # centres of the backbone, merge and pyramid columns (of 0..100)
+
+
+@dataclass
+class _Box:
+    """A tensor in the architecture map, centred at (x, y)."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+    style: str
+    label: str
+    hover: str
+
+    @property
+    def top(self) -> tuple[float, float]:
+        return self.x, self.y + self.h / 2
+
+    @property
+    def bottom(self) -> tuple[float, float]:
+        return self.x, self.y - self.h / 2
+
+    @property
+    def left(self) -> tuple[float, float]:
+        return self.x - self.w / 2, self.y
+
+    @property
+    def right(self) -> tuple[float, float]:
+        return self.x + self.w / 2, self.y
+
+
+def _box_size(channels: int, positions: int) -> tuple[float, float]:
+    """Width grows with log2(channels), height with log2(H·W); both clamped to stay readable."""
+    w = max(12.0, 2.0 + 2.0 * math.log2(max(channels, 1)))
+    h = min(8.0, max(4.4, 1.5 + 0.45 * math.log2(max(positions, 1))))
+    return w, h
+
+
+def _row(name: str) -> int:
+    """Row of a tensor: input 0, stem 1, C2/P2 2, … C5/P5 5, P6 6, P7 7."""
+    fixed = {"input": 0, "stem": 1}
+    return fixed[name] if name in fixed else int(name[1:])
+
+
+def _level_box(t: Trace, name: str, x: float) -> _Box:
+    lv = t.levels.get(name)
+    y = _row(name) * ROW_PITCH
+    if lv is None:
+        spec = t.map.levels.get(name)
+        channels, stride = (spec.channels, spec.stride) if spec else (0, LEVEL_STRIDE[name])
+        _, _, h_in, w_in = t.backbone_input_shape or t.input_shape
+        w, h = _box_size(channels, ceil_div(h_in, stride) * ceil_div(w_in, stride))
+        label = f"<b>{name}</b> · not reached<br>{channels} ch · stride {stride}"
+        return _Box(x, y, w, h, "off", label, f"<b>{name}</b>: not reached — the trace stopped at a mismatch")
+    w, h = _box_size(lv.shape[1], lv.shape[2] * lv.shape[3])
+    label = f"<b>{name}</b> · {format_shape(lv.shape)}<br>stride {lv.stride}"
+    return _Box(x, y, w, h, name[0], label, _level_hover(t, name))
+
+
+def _level_costs(t: Trace, name: str) -> tuple[str, int, int]:
+    """(what produces the level, params, MACs) from the trace's module records."""
+    if name[0] == "C":
+        stage = t.level_part(name)
+        return f"output of {stage}", t.params.parts[stage], t.macs.parts[stage]
+    mods = t.level_sources(name)
+    extra = {"P6": f"P6 from {t.config.p6}", "P7": "3×3 stride-2 conv on ReLU(P6)"}
+    what = "1×1 lateral + 3×3 output conv" if len(t.map.sources[name]) == 2 else extra[name]
+    return what, sum(m.params for m in mods), sum(m.macs for m in mods)
+
+
+def _level_hover(t: Trace, name: str) -> str:
+    lv = t.levels[name]
+    what, params, macs = _level_costs(t, name)
+    return (
+        f"<b>{name}</b> — {what}<br>shape {format_shape(lv.shape)}, stride {lv.stride}<br>"
+        f"parameters {params:,}<br>MACs {format_count(macs)}<br>receptive field {lv.receptive_field} px<br>"
+        f"activation memory {format_mib(lv.bytes)} (float32)"
+    )
+
+
+def _input_box(t: Trace) -> _Box:
+    shape = t.input_shape
+    label = f"<b>input</b><br>{format_shape(shape)}"
+    padded = t.backbone_input_shape
+    if padded and tuple(padded) != tuple(shape):
+        label += f"<br>padded to {padded[2]}×{padded[3]}"
+    w, h = _box_size(shape[1], shape[2] * shape[3])
+    hover = f"<b>input</b> {format_shape(shape)}<br>memory {format_mib(4 * math.prod(shape))} (float32)"
+    return _Box(X_C, 0.0, w, h, "input", label, hover)
+
+
+def _stem_box(t: Trace) -> _Box:
+    stem = t.stem
+    if stem is None or stem.out_shape is None:
+        return _Box(X_C, ROW_PITCH, 12.0, 4.6, "off", "<b>stem</b> · not reached", "stem: not reached")
+    s = stem.out_shape
+    w, h = _box_size(s[1], s[2] * s[3])
+    hover = (
+        f"<b>stem</b> — 7×7 stride-2 conv, BN, ReLU, 3×3 stride-2 max-pool<br>shape {format_shape(s)}, stride 4<br>"
+        f"parameters {t.params.parts['stem']:,}<br>MACs {format_count(t.macs.parts['stem'])}<br>"
+        f"receptive field {stem.receptive_field} px<br>activation memory {format_mib(4 * math.prod(s))} (float32)"
+    )
+    return _Box(X_C, ROW_PITCH, w, h, "stem", f"<b>stem</b> · {format_shape(s)}<br>stride 4", hover)
+
+
+def _draw_backbone(cv: Canvas, t: Trace, boxes: dict[str, _Box]) -> None:
+    """Input → stem → C2…C5 arrows, with a residual-add status marker per stage."""
+    chain = ["input", "stem", "C2", "C3", "C4", "C5"]
+    for lower, upper in zip(chain, chain[1:]):
+        reached = boxes[upper].style != "off"
+        add_arrow(cv, boxes[lower].top, boxes[upper].bottom, LINE if reached else OFF)
+    x_node = min(boxes[c].left[0] for c in chain[1:]) - 2.5
+    nodes = []
+    for i in range(4):
+        lower, upper = boxes[chain[i + 1]], boxes[chain[i + 2]]
+        stage = t.level_part(chain[i + 2])
+        y = (lower.top[1] + upper.bottom[1]) / 2
+        adds = t.stage_additions(chain[i + 2])
+        color = OFF if not adds else (BAD if not all(a.ok for a in adds) else OK)
+        failed = color == BAD
+        lines = [add_status(a, a.where)[1] for a in adds] or ["not reached"]
+        nodes.append((x_node, y, color, 26 if failed else 18, f"<b>{stage}</b> residual adds<br>" + "<br>".join(lines)))
+        n = t.config.blocks[i]
+        status = f"residual adds: {sum(a.ok for a in adds)}/{n} ok" if adds else "not reached"
+        if failed:
+            status = "✗ " + failure(t)
+        add_label(cv, x_node - 2.2, y, f"<b>{stage}</b> · {n}× {t.config.block}<br>{status}",
+                   color=BAD if failed else (INK if adds else MUTED), size=12, xanchor="right", align="right")
+    add_nodes(cv, nodes)
+
+
+def _draw_fpn(cv: Canvas, t: Trace, boxes: dict[str, _Box]) -> None:
+    """Laterals, top-down resizes, ⊕ merges and 3×3 output convs into P levels."""
+    cfg = t.config
+    resize = f"×2 {cfg.upsample}" if cfg.policy != "match" else f"resize to lateral ({cfg.upsample})"
+    nodes = []
+    levels = list(cfg.fpn_levels)
+    for c in levels:
+        p, y = "P" + c[1], _row(c) * ROW_PITCH
+        top = c == levels[-1]
+        merge = t.merge_into(p)
+        reached_lateral = bool(t.level_sources(p))
+        color = OFF if not reached_lateral else LINE
+        add_arrow(cv, boxes[c].right, (X_M - 1.6, y), color)
+        add_pill(cv, (boxes[c].right[0] + X_M) / 2, y, "1×1 conv")
+        if top:
+            nodes.append((X_M, y, "#475569" if reached_lateral else OFF, 12,
+                          f"lateral({c}) starts the top-down path (no addition here)"))
+        else:
+            status_color, hover = add_status(merge, f"FPN merge into {p}")
+            big = merge is not None and not merge.ok
+            nodes.append((X_M, y, status_color, 34 if big else 26, hover))
+            above = (_row(c) + 1) * ROW_PITCH
+            add_arrow(cv, (X_M, above - 1.6), (X_M, y + (2.2 if big else 1.6)), LINE if merge else OFF)
+            add_pill(cv, X_M + 1.0, (y + above) / 2, resize, xanchor="left")
+            if big:
+                add_label(cv, X_M - 2.6, y - 2.6, f"<b>✗ {failure(t)}</b>", BAD, xanchor="right", yanchor="top")
+        out_reached = p in t.levels
+        add_arrow(cv, (X_M + 1.6, y), boxes[p].left, LINE if out_reached else OFF)
+        add_pill(cv, (X_M + boxes[p].left[0]) / 2 + 1.0, y, "3×3 conv")
+    add_nodes(cv, nodes)
+    _draw_extra_levels(cv, t, boxes)
+
+
+def _draw_extra_levels(cv: Canvas, t: Trace, boxes: dict[str, _Box]) -> None:
+    cfg = t.config
+    if "P6" in boxes:
+        label = {"p5-conv": "3×3 conv, stride 2", "c5-conv": "3×3 conv on C5, stride 2",
+                 "maxpool": "max-pool, stride 2"}
+        source = boxes["C5"] if cfg.p6 == "c5-conv" else boxes["P5"]
+        color = LINE if "P6" in t.levels else OFF
+        if cfg.p6 == "c5-conv":
+            tail = (source.right[0], source.top[1])
+            add_arrow(cv, tail, boxes["P6"].left, color)
+            add_pill(cv, (tail[0] + boxes["P6"].left[0]) / 2, (tail[1] + boxes["P6"].y) / 2, label[cfg.p6])
+        else:
+            add_arrow(cv, source.top, boxes["P6"].bottom, color)
+            add_pill(cv, X_P + 1.0, (source.top[1] + boxes["P6"].bottom[1]) / 2, label[cfg.p6], xanchor="left")
+    if "P7" in boxes:
+        add_arrow(cv, boxes["P6"].top, boxes["P7"].bottom, LINE if "P7" in t.levels else OFF)
+        add_pill(cv, X_P + 1.0, (boxes["P6"].top[1] + boxes["P7"].bottom[1]) / 2, "ReLU, 3×3 conv, stride 2",
+                  xanchor="left")
+
+
+def architecture_figure(t: Trace) -> go.Figure:
+    """Architecture map: input → stem → C2…C5 up the left, the FPN and P levels on the right."""
+    cfg = t.config
+    boxes = {"input": _input_box(t), "stem": _stem_box(t)}
+    boxes |= {c: _level_box(t, c, X_C) for c in cfg.backbone_levels}
+    boxes |= {p: _level_box(t, p, X_P) for p in cfg.pyramid_levels}
+    cv = Canvas()
+    for b in boxes.values():
+        add_box(cv, b.x, b.y, b.w, b.h, b.style, b.hover, dash="dash" if b.style == "off" else "solid")
+        add_label(cv, b.x, b.y, b.label, color=MUTED if b.style == "off" else INK, size=12)
+    _draw_backbone(cv, t, boxes)
+    _draw_fpn(cv, t, boxes)
+    top = max(_row(n) for n in boxes) * ROW_PITCH
+    add_label(cv, X_C, top + 7.5, "<b>ResNet backbone</b> (bottom-up)", MUTED)
+    add_label(cv, (X_M + X_P) / 2 + 2, top + 7.5, "<b>FPN</b> (top-down + lateral)", MUTED)
+    add_label(cv, 99, -9.5, "⊕ green: operands agree · red: mismatch · grey dashed: not reached · "
+               "hover a box for parameters, MACs, receptive field, memory", MUTED, size=11,
+               xanchor="right", yanchor="bottom")
+    if t.mismatch:
+        cv.notes.append(dict(x=99, y=ROW_PITCH * 0.95, text=mismatch_note(t), showarrow=False, align="left",
+                           xanchor="right", font=dict(size=12, color=BAD), bgcolor="#fef2f2",
+                           bordercolor=BAD, borderwidth=1.5, borderpad=6))
+    subtitle = (f"input {cfg.input_height}×{cfg.input_width}, {cfg.block} blocks {list(cfg.blocks)}, "
+                f"widths {list(cfg.widths)}, skip {cfg.skip}; FPN d={cfg.fpn_width} on {cfg.fpn_levels[0]}–C5, "
+                f"{cfg.upsample}, policy {cfg.policy}")
+    rows = max(_row(n) for n in boxes) + 1
+    return cv.figure(card_layout(
+        "Architecture map", 180 + 80 * rows, subtitle, margin=dict(l=10, r=10, t=70, b=6),
+        xaxis=hidden_axes() | dict(range=[0, 100]), yaxis=hidden_axes() | dict(range=[-10.5, top + 10]),
+    ))

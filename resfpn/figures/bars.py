@@ -1,0 +1,98 @@
+"""Per-level bars (channels, H×W, memory, receptive field) and per-part bars (parameters, MACs)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import field
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ..formatting import format_count, format_shape
+from ..records import Trace
+from ._style import GRID, INK, LEVEL_COLOR, MUTED, OFF, PART_LABEL, card_layout, short_number
+
+def _bar(fig: go.Figure, row: int, col: int, x: list[str], y: list, text: list[str], colors: list[str],
+         hover: list[str]) -> None:
+    fig.add_trace(go.Bar(
+        x=x, y=y, text=text, textposition="outside", cliponaxis=False, marker=dict(color=colors),
+        hovertext=hover, hoverinfo="text", textfont=dict(size=11, color=INK),
+    ), row=row, col=col)
+
+
+def _level_series(t: Trace) -> dict[str, list]:
+    """Per level: value lists for each panel (None where the level was not reached)."""
+    names = list(t.config.levels)
+    lv = [t.levels.get(n) for n in names]
+    declared = [t.map.levels[n].channels if n in t.map.levels else 0 for n in names]
+    return {
+        "names": names,
+        "colors": [LEVEL_COLOR[n[0]] if v else OFF for n, v in zip(names, lv)],
+        "channels": [v.shape[1] if v else c for v, c in zip(lv, declared)],
+        "positions": [v.shape[2] * v.shape[3] if v else None for v in lv],
+        "hw": [f"{v.shape[2]}×{v.shape[3]}" if v else "" for v in lv],
+        "mib": [v.bytes / 2**20 if v else None for v in lv],
+        "rf": [v.receptive_field if v else None for v in lv],
+    }
+
+
+def _level_ticks(fig: go.Figure, t: Trace, rows_cols: list[tuple[int, int]]) -> None:
+    """Grey out, in the tick labels, levels that were never reached."""
+    names = list(t.config.levels)
+    text = [n if n in t.levels else f"<span style='color:{OFF}'>{n}</span>" for n in names]
+    for r, c in rows_cols:
+        fig.update_xaxes(tickvals=names, ticktext=text, row=r, col=c)
+
+
+def _headroom(fig: go.Figure, row: int, col: int, values: list, log: bool, tickformat: str = "~s") -> None:
+    """Leave room above the tallest bar for its outside label."""
+    vals = [v for v in values if v]
+    if not vals:
+        return
+    if log:
+        lo, hi = math.log10(min(vals)), math.log10(max(vals))
+        fig.update_yaxes(type="log", range=[lo - 0.4, hi + 0.35], dtick=1, tickformat=tickformat, row=row, col=col)
+    else:
+        fig.update_yaxes(range=[0, max(vals) * 1.18], row=row, col=col)
+
+
+def level_bars_figure(t: Trace) -> go.Figure:
+    """Bars per level (channels, H×W, memory, receptive field) and per part (parameters, MACs)."""
+    s = _level_series(t)
+    names, colors = s["names"], s["colors"]
+    partial = " (up to the mismatch)" if t.mismatch else ""
+    fig = make_subplots(rows=3, cols=2, horizontal_spacing=0.08, vertical_spacing=0.13, subplot_titles=(
+        "Channels per level", "Spatial size H×W per level (log)", "Activation memory per level, MiB (log)",
+        "Receptive field per level, px", "Parameters per part (log)", f"MACs per part{partial} (log)"))
+    fig.update_annotations(font=dict(size=13, color=INK))
+    hover = [f"<b>{n}</b> · " + (format_shape(t.levels[n].shape) if n in t.levels else "not reached") for n in names]
+    _bar(fig, 1, 1, names, s["channels"], [str(c) for c in s["channels"]], colors, hover)
+    _bar(fig, 1, 2, names, s["positions"], s["hw"], colors, hover)
+    _bar(fig, 2, 1, names, s["mib"], [short_number(m) for m in s["mib"]], colors, hover)
+    _bar(fig, 2, 2, names, s["rf"], [str(r) if r else "" for r in s["rf"]], colors, hover)
+    parts = [p for p in t.params.parts if t.params.parts[p] or t.macs.parts[p]]
+    labels = [PART_LABEL.get(p, p) for p in parts]
+    part_colors = [LEVEL_COLOR["P" if p.startswith("fpn") else "C"] for p in parts]
+    params = [t.params.parts[p] for p in parts]
+    macs = [t.macs.parts[p] for p in parts]
+    _bar(fig, 3, 1, labels, params, [format_count(v) for v in params], part_colors,
+         [f"<b>{p}</b>: {v:,} parameters" for p, v in zip(parts, params)])
+    _bar(fig, 3, 2, labels, [m or None for m in macs], [format_count(v) for v in macs], part_colors,
+         [f"<b>{p}</b>: {v:,} MACs (FLOPs = 2 × MACs)" for p, v in zip(parts, macs)])
+    c = t.config
+    side = max(c.input_height, c.input_width)
+    fig.add_hline(y=side, row=2, col=2, line=dict(color=MUTED, dash="dash", width=1), layer="below",
+                  annotation_text=f"input {side} px", annotation_position="bottom left",
+                  annotation_font=dict(size=11, color=MUTED))
+    _level_ticks(fig, t, [(1, 1), (1, 2), (2, 1), (2, 2)])
+    for (r, col), values, log in [((1, 1), s["channels"], False), ((1, 2), s["positions"], True),
+                                  ((2, 2), s["rf"] + [side], False), ((3, 1), params, True), ((3, 2), macs, True)]:
+        _headroom(fig, r, col, values, log)
+    _headroom(fig, 2, 1, s["mib"], True, tickformat="~g")
+    fig.update_xaxes(showgrid=False, linecolor=GRID, tickfont=dict(size=12))
+    fig.update_yaxes(gridcolor=GRID, zeroline=False, tickfont=dict(size=11))
+    subtitle = (f"input {c.input_height}×{c.input_width}: {t.params.total:,} parameters, {format_count(t.macs.total)} MACs; "
+                "blue: backbone, orange: FPN"
+                + ("" if t.ok else "; grey levels were not reached (the trace stopped at a mismatch)"))
+    fig.update_layout(card_layout("Levels and parts", 920, subtitle, margin=dict(l=50, r=20, t=90, b=50), bargap=0.15))
+    return fig
