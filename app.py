@@ -7,32 +7,15 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-# libgomp's default busy-wait makes a 2-thread forward 10× slower when another process holds a
-# core (as on a shared Space); a short spin keeps the quiet-machine speed (bench/bench.py, item 1).
-# Set before torch loads its OpenMP runtime.
-os.environ.setdefault("GOMP_SPINCOUNT", "10000")
+from resfpn import runtime
 
-
-def _limit_malloc_arenas(arenas: int = 2) -> None:
-    """glibc gives each worker thread its own malloc arena and keeps freed memory in each; with
-    Gradio's thread pool that held ~200 MiB above the memory budget under load (scripts/load_test.py).
-    Same as MALLOC_ARENA_MAX=2, which glibc reads only at process start. No-op off glibc."""
-    if "MALLOC_ARENA_MAX" in os.environ:
-        return
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").mallopt(-8, arenas)  # -8 is M_ARENA_MAX in glibc's malloc.h
-    except (OSError, AttributeError):
-        pass
-
-
-_limit_malloc_arenas()
+runtime.tune_process()  # before torch loads its OpenMP runtime
 
 import gradio as gr
 from gradio.utils import get_upload_folder
 
-from resfpn.config import P6_SOURCES, PRESET_NOTES, PRESETS, REDUCTIONS, SKIP_OPTIONS, Config, ConfigError
+from resfpn.config import LABELS, PRESET_NOTES, PRESETS, REDUCTIONS, SKIP_OPTIONS, Config, ConfigError
+from resfpn.formatting import format_count, format_mib, format_shape
 from resfpn.limits import LimitError, Limits
 
 if TYPE_CHECKING:
@@ -51,11 +34,10 @@ class _Library:
 
     def _load(self) -> None:
         try:
-            from resfpn import activations, add, engine, figures, images, weights
+            from resfpn import activations, engine, figures, images, weights
 
-            engine.set_torch_threads()
-            self.activations, self.add, self.figures, self.images, self.weights = (
-                activations, add, figures, images, weights)
+            runtime.set_torch_threads()
+            self.activations, self.figures, self.images, self.weights = activations, figures, images, weights
             self.Weights, self.cached_trace, self.engine = engine.Weights, engine.cached_trace, engine.Engine()
         except BaseException as err:  # re-raised in the handler that needs the library
             self._error = err
@@ -102,6 +84,11 @@ def Slider(*args, **kwargs) -> gr.Slider:
 
 # ---------------------------------------------------------------------------------------------
 # Plain functions: controls <-> Config, and the text the page shows.
+
+
+def _choices(field: str) -> list[tuple[str, str]]:
+    """(label, value) pairs of a field's allowed values, from the configuration's one list."""
+    return list((label, value) for value, label in LABELS[field].items())
 
 
 def _control_label(name: str) -> str:
@@ -156,20 +143,13 @@ def controls_from_config(config: Config) -> list[Any]:
     return [d[n.split(".")[0]][int(n.split(".")[1])] if "." in n else d[n] for n in CONTROLS]
 
 
-def _si(n: float) -> str:
-    for scale, suffix in ((1e9, " G"), (1e6, " M"), (1e3, " k")):
-        if n >= scale:
-            return f"{n / scale:.2f}{suffix}"
-    return f"{n:.0f}"
-
-
 def shape_summary(t) -> str:
     c = t.config
     parts = [
-        f"**{c.input_height}×{c.input_width} input** · parameters **{_si(t.params.total)}** "
-        f"(backbone {_si(t.params.backbone)}, FPN {_si(t.params.fpn)})",
-        f"MACs **{_si(t.macs.total)}** (FLOPs = 2×MACs = {_si(t.flops.total)})",
-        f"activations {t.activation_bytes['total'] / 2**20:.1f} MiB",
+        f"**{c.input_height}×{c.input_width} input** · parameters **{format_count(t.params.total)}** "
+        f"(backbone {format_count(t.params.backbone)}, FPN {format_count(t.params.fpn)})",
+        f"MACs **{format_count(t.macs.total)}** (FLOPs = 2×MACs = {format_count(t.flops.total)})",
+        f"activations {format_mib(t.activation_bytes['total'])}",
     ]
     if t.backbone_input_shape and tuple(t.backbone_input_shape[-2:]) != (c.input_height, c.input_width):
         parts.append(f"padded to {t.backbone_input_shape[2]}×{t.backbone_input_shape[3]}")
@@ -181,8 +161,8 @@ def mismatch_markdown(err: ShapeMismatchError | None) -> str:
         return "**Every addition holds**: each ⊕ has operands of identical shape."
     return (
         f"### Shape mismatch at {err.where}\n"
-        f"`{err.operands[0]}` is **{lib.add.format_shape(err.shapes[0])}** but `{err.operands[1]}` is "
-        f"**{lib.add.format_shape(err.shapes[1])}**: dimension **{err.dim_name}** differs "
+        f"`{err.operands[0]}` is **{format_shape(err.shapes[0])}** but `{err.operands[1]}` is "
+        f"**{format_shape(err.shapes[1])}**: dimension **{err.dim_name}** differs "
         f"({err.shapes[0][err.dim]} vs {err.shapes[1][err.dim]}). An element-wise addition needs identical shapes.\n\n"
         f"**Why:** {err.cause}\n\n**Fix** with one click below, or change the controls."
     )
@@ -281,7 +261,7 @@ def _stats_rows(run) -> list[list]:
     for name, x in run.levels.items():
         s = lib.activations.level_stats(x)
         top = ", ".join(f"{i} ({e:.3g})" for i, e in s["top_channels"])
-        rows.append([name, lib.add.format_shape(tuple(x.shape)), round(s["mean"], 4), round(s["std"], 4),
+        rows.append([name, format_shape(tuple(x.shape)), round(s["mean"], 4), round(s["std"], 4),
                      f"{100 * s['zeros']:.1f} %", top])
     return rows
 
@@ -295,7 +275,7 @@ def _run_status(run, decoded, t) -> str:
     loaded = f" ({run.load.summary()})" if run.load else ""
     notes = ("; " + "; ".join(decoded.notes)) if decoded.notes else ""
     return (
-        f"parameters {_si(t.params.total)} · MACs {_si(t.macs.total)} · {build} · {forward} · "
+        f"parameters {format_count(t.params.total)} · MACs {format_count(t.macs.total)} · {build} · {forward} · "
         f"weights: **{run.weights}**{loaded} · image: {how}{notes}"
     )
 
@@ -386,11 +366,11 @@ with gr.Blocks(title="resfpn — ResNet + FPN shape explorer") as demo:
                 input_width = Slider(1, 2048, value=_ref.input_width, step=1, label="Input width W",
                                         elem_id="input-width")
             with gr.Accordion("Backbone", open=True):
-                block = gr.Radio([("basic (two 3×3)", "basic"), ("bottleneck (1×1, 3×3, 1×1)", "bottleneck")],
+                block = gr.Radio(_choices("block"),
                                  value=_ref.block, label="Block type")
-                stride_in = gr.Radio([("3×3 (torchvision, v1.5)", "3x3"), ("first 1×1 (paper, v1)", "1x1")],
+                stride_in = gr.Radio(_choices("stride_in"),
                                      value=_ref.stride_in, label="Bottleneck: stride sits in")
-                skip = gr.Radio([(f"{k} — {v.split(':')[0]}", k) for k, v in SKIP_OPTIONS.items()], value=_ref.skip,
+                skip = gr.Radio(_choices("skip"), value=_ref.skip,
                                 label="Skip connection S(x) (ResNet paper options)", elem_id="skip")
                 skip_note = gr.Markdown(skip_explanation(_ref.skip))
                 stem_width = gr.Number(_ref.stem_width, precision=0, minimum=1, label="Stem width")
@@ -402,14 +382,13 @@ with gr.Blocks(title="resfpn — ResNet + FPN shape explorer") as demo:
                         blocks.append(gr.Number(_ref.blocks[i], precision=0, minimum=1, min_width=90,
                                                 label=f"layer{i + 1} blocks", elem_id=f"blocks-{i}"))
             with gr.Accordion("FPN", open=True):
-                fpn_from = gr.Radio([("C2–C5", "C2"), ("C3–C5 (RetinaNet)", "C3")], value=_ref.fpn_from,
+                fpn_from = gr.Radio(_choices("fpn_from"), value=_ref.fpn_from,
                                     label="FPN input levels")
                 fpn_width = gr.Number(_ref.fpn_width, precision=0, minimum=1, label="FPN width d")
                 upsample = gr.Radio(["nearest", "bilinear"], value=_ref.upsample, label="Upsampling")
-                policy = gr.Radio([("×2", "x2"), ("match lateral size", "match"), ("pad input to 32", "pad")],
+                policy = gr.Radio(_choices("policy"),
                                   value=_ref.policy, label="Top-down size policy", elem_id="policy")
-                p6 = gr.Dropdown([("3×3 s2 conv on P5", "p5-conv"), ("3×3 s2 conv on C5", "c5-conv"),
-                                  ("max-pool of P5", "maxpool"), ("no P6", "none")], value=_ref.p6, label="P6")
+                p6 = gr.Dropdown(_choices("p6"), value=_ref.p6, label="P6")
                 p7 = gr.Checkbox(_ref.p7, label="P7 (3×3 s2 conv on ReLU(P6))")
         with gr.Column(scale=3):
             summary = gr.Markdown(elem_id="summary")
@@ -438,7 +417,7 @@ with gr.Blocks(title="resfpn — ResNet + FPN shape explorer") as demo:
                                                  file_types=[".pth", ".pt"], type="filepath")
                             run_button = gr.Button("Run", variant="primary", elem_id="run")
                         with gr.Column(scale=1, min_width=260):
-                            reduction = gr.Radio([(v, k) for k, v in REDUCTIONS.items()], value="mean",
+                            reduction = gr.Radio(_choices("reduction"), value="mean",
                                                  label="Channel reduction")
                             channel = gr.Number(0, precision=0, minimum=0, label="Channel (for 'one chosen channel')")
                             overlay = gr.Checkbox(True, label="Overlay on the image")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -25,29 +24,9 @@ from .config import Config
 from .fold import fold_batchnorm
 from .images import resize_for_input, to_tensor
 from .model import ResFPN, build_model
+from .runtime import set_torch_threads, usable_cores  # noqa: F401  (re-exported)
 from .tracing import Trace, trace
 from .weights import LoadResult, load_checkpoint, load_torchvision_weights
-
-
-def usable_cores() -> int:
-    """Cores this process may use: ``CPU_CORES`` (set on Hugging Face Spaces), else the affinity mask."""
-    try:
-        affinity = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        affinity = os.cpu_count() or 1
-    try:
-        declared = int(os.environ.get("CPU_CORES", "0"))
-    except ValueError:
-        declared = 0
-    return max(1, min(declared, affinity) if declared > 0 else affinity)
-
-
-def set_torch_threads() -> int:
-    """Set torch's intra-op threads once, from the cores this process may use; returns the count."""
-    cores = usable_cores()
-    if torch.get_num_threads() != cores:
-        torch.set_num_threads(cores)
-    return cores
 
 
 @functools.lru_cache(maxsize=256)
