@@ -2,8 +2,8 @@
 
 Run from the repository root with the project's interpreter:
 
-    .venv/bin/python bench/bench.py            # full run (1.5 min on 2 idle cores, more when busy)
-    .venv/bin/python bench/bench.py --quick    # smoke run: fewer repeats, no ResNet-50 memory probe
+    .venv/bin/python -m bench.bench            # full run (1.5 min on 2 idle cores, more when busy)
+    .venv/bin/python -m bench.bench --quick    # smoke run: fewer repeats, no ResNet-50 memory probe
 
 The machine this runs on may be shared and noisy, so nothing is compared across runs: each figure is
 a ratio against a reference measured in the same process (or the same moment), interleaved
@@ -17,8 +17,6 @@ import contextlib
 import io
 import json
 import os
-import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,71 +26,26 @@ import traceback
 import urllib.request
 import uuid
 from pathlib import Path
-from typing import Any, Callable
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(ROOT / "scripts"))
+import torch
 
-import serve  # noqa: E402
-import torch  # noqa: E402
+import resfpn
+from bench.harness import (MIB, NOISY, MemorySampler, Table, interleave, log, machine, median, percentile,
+                           proc_status, reset_peak_rss, round_ratios)
+from resfpn import Config
+from resfpn.images import decode_image, resize_for_input, to_tensor
+from scripts import serve
 
-import resfpn  # noqa: E402
-from resfpn import Config  # noqa: E402
-from resfpn.images import decode_image, resize_for_input, to_tensor  # noqa: E402
-
+ROOT = serve.ROOT
 EXAMPLES = sorted((ROOT / "assets" / "examples").glob("*.jpg"))
 EXAMPLE = EXAMPLES[0]
-MIB = 2**20
 
 
-# ---------------------------------------------------------------------------------------------
-# Small helpers.
-
-
-def log(msg: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def median(xs: list[float]) -> float:
-    return statistics.median(xs)
-
-
-def interleave(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
-    """Time each function ``repeats`` times, rotating the order every round (A B C, B C A, ...).
-
-    Returns seconds per call for each name. ``warmup`` untimed rounds come first.
-    """
-    names = list(fns)
-    for _ in range(warmup):
-        for n in names:
-            fns[n]()
-    times: dict[str, list[float]] = {n: [] for n in names}
-    for r in range(repeats):
-        k = r % len(names)
-        for n in names[k:] + names[:k]:
-            start = time.perf_counter()
-            fns[n]()
-            times[n].append(time.perf_counter() - start)
-    return times
-
-
-def proc_status(field: str, pid: int | str = "self") -> int:
-    """A ``/proc/<pid>/status`` memory field (e.g. VmRSS, VmHWM) in bytes."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise KeyError(field)
-
-
-def reset_peak_rss() -> bool:
-    """Reset this process's VmHWM to its current RSS (Linux ``clear_refs`` 5); False if not allowed."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
+def probe(args: list[str], env: dict[str, str] | None = None) -> dict:
+    """Run ``python -m bench.probes ARGS`` in a fresh process from the repository root; its JSON answer."""
+    out = subprocess.run([sys.executable, "-m", "bench.probes", *args], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=600, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def launch(script: str, log_path: Path, timeout: float = 180.0) -> tuple[subprocess.Popen, str, float]:
@@ -134,59 +87,8 @@ def rest_call(url: str, api: str, data: list) -> list:
     raise RuntimeError(f"/{api}: the stream ended without a result")
 
 
-def machine() -> list[str]:
-    model = "?"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    try:
-        affinity = len(os.sched_getaffinity(0))
-    except AttributeError:
-        affinity = os.cpu_count()
-    try:
-        import gradio
-        gradio_version = gradio.__version__
-    except ImportError:
-        gradio_version = "not installed"
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    return [
-        f"- CPU: {model}; {os.cpu_count()} logical cores, {affinity} in this process's affinity mask",
-        f"- torch {torch.__version__}, {torch.get_num_threads()} intra-op threads (the app's `set_torch_threads`), "
-        f"oneDNN {'on' if torch.backends.mkldnn.is_available() else 'off'}; gradio {gradio_version}; "
-        f"Python {platform.python_version()}",
-        f"- load average at start: {load}"
-        + (f" (above the {affinity} cores: neighbours compete for them; see the OpenMP rows)"
-           if os.getloadavg()[0] > (affinity or 1) * 0.75 else ""),
-    ]
-
-
 # ---------------------------------------------------------------------------------------------
-# The table.
-
-
-class Table:
-    HEAD = ("#", "What", "Measured", "Reference (same run)", "Figure", "Target", "Result")
-
-    def __init__(self) -> None:
-        self.rows: list[tuple[str, ...]] = []
-
-    def add(self, item: str, what: str, measured: str, reference: str, figure: str, target: str = "—",
-            ok: bool | None = None, noisy: bool = False) -> None:
-        result = "—" if ok is None else ("PASS" if ok else "MISS")
-        if noisy:
-            result += " (noisy: rerun)"
-        self.rows.append((item, what, measured, reference, figure, target, result))
-
-    def error(self, item: str, what: str, err: BaseException) -> None:
-        self.rows.append((item, what, f"ERROR: {type(err).__name__}: {err}".replace("|", "/")[:200], "", "", "",
-                          "ERROR"))
-
-    def render(self) -> str:
-        lines = ["| " + " | ".join(self.HEAD) + " |", "|" + "|".join("---" for _ in self.HEAD) + "|"]
-        lines += ["| " + " | ".join(r) + " |" for r in self.rows]
-        return "\n".join(lines)
+# Sections.
 
 
 def section(table: Table, item: str, what: str):
@@ -212,15 +114,6 @@ def example_input(size: int) -> torch.Tensor:
     return to_tensor(resize_for_input(image, size, size))
 
 
-NOISY = 1.5  # per-round ratios spread wider than this (max/min): the machine was too busy to trust the result
-
-
-def round_ratios(a: list[float], b: list[float]) -> tuple[float, str, bool]:
-    """Median of the per-round ratios a/b (robust to slow drifts in load), their range, and whether it is noisy."""
-    ratios = [x / y for x, y in zip(a, b)]
-    return median(ratios), f"{min(ratios):.2f}–{max(ratios):.2f}", max(ratios) / min(ratios) > NOISY
-
-
 def app_model(config: Config) -> torch.nn.Module:
     """The model as the app's engine builds it (``Engine.model``: build_model, weights, device)."""
     from resfpn.engine import Engine, Weights
@@ -234,7 +127,7 @@ def app_model(config: Config) -> torch.nn.Module:
 
 
 def bench_forward(table: Table, quick: bool) -> None:
-    from reference import ReferenceResFPN, load_from, n_params
+    from bench.reference import ReferenceResFPN, load_from, n_params
 
     ref_params = n_params(ReferenceResFPN())
     ours_params = resfpn.trace(Config()).params.total
@@ -284,26 +177,6 @@ def bench_forward(table: Table, quick: bool) -> None:
         del model, reference, ours, theirs
 
 
-OMP_PROBE = """\
-import statistics, sys, time
-import torch
-from resfpn import Config, build_model
-from resfpn import engine as E
-if hasattr(E, "set_torch_threads"):
-    E.set_torch_threads()
-size, reps = int(sys.argv[1]), int(sys.argv[2])
-model, x = build_model(Config(input_height=size, input_width=size)), torch.randn(1, 3, size, size)
-times = []
-with torch.inference_mode():
-    model(x)
-    for _ in range(reps):
-        start = time.perf_counter()
-        model(x)
-        times.append(time.perf_counter() - start)
-print(statistics.median(times))
-"""
-
-
 def bench_omp_policy(table: Table, quick: bool) -> None:
     """The same forward in fresh processes: libgomp's default wait policy, PASSIVE, and a short spin count."""
     size, rounds, reps = 224, (1 if quick else 3), 5
@@ -315,9 +188,8 @@ def bench_omp_policy(table: Table, quick: bool) -> None:
     for r in range(rounds):
         k = r % len(variants)
         for name in list(variants)[k:] + list(variants)[:k]:
-            out = subprocess.run([sys.executable, "-c", OMP_PROBE, str(size), str(reps)], cwd=ROOT, env=variants[name],
-                                 capture_output=True, text=True, timeout=300, check=True)
-            times[name].append(float(out.stdout.split()[-1]))
+            out = probe(["omp", str(size), str(reps)], env=variants[name])
+            times[name].append(out["seconds"])
     load = os.getloadavg()[0]
     default = median(times["default"])
     for name in list(variants)[1:]:
@@ -354,12 +226,12 @@ def bench_trace(table: Table, quick: bool) -> None:
     n = 10 if quick else 50
     config = Config(input_height=8192, input_width=8192)
     levels_bytes = resfpn.trace(config).activation_bytes["total"]
-    rss_before = proc_status("VmRSS")
+    rss_before = proc_status()["VmRSS"]
     exact = reset_peak_rss()
     for _ in range(n):
         resfpn.trace(config)
         resfpn.trace(r50)
-    peak = proc_status("VmHWM") if exact else proc_status("VmRSS")
+    peak = proc_status()["VmHWM" if exact else "VmRSS"]
     delta = (peak - rss_before) / MIB
     how = "peak RSS (VmHWM after clear_refs)" if exact else "RSS"
     table.add("2", f"memory over {n} default + {n} ResNet-50 traces at 8192×8192", f"{how} +{delta:.1f} MiB",
@@ -523,23 +395,10 @@ def bench_figure(table: Table, quick: bool) -> None:
 # 6. Cold start against a blank Gradio app.
 
 
-BLANK_APP = """\
-import gradio as gr
-
-with gr.Blocks() as demo:
-    gr.Plot()
-
-if __name__ == "__main__":
-    demo.launch()
-"""
-
-
 def bench_cold_start(table: Table, quick: bool, tmp: Path) -> None:
-    blank = tmp / "blank_app.py"
-    blank.write_text(BLANK_APP)
     repeats = 1 if quick else 3
     times: dict[str, list[float]] = {"app": [], "blank": []}
-    scripts = {"app": "app.py", "blank": str(blank)}
+    scripts = {"app": "app.py", "blank": "bench/blank_app.py"}
     for r in range(repeats):
         for name in (["app", "blank"] if r % 2 == 0 else ["blank", "app"]):
             proc, _, seconds = launch(scripts[name], tmp / f"cold-{name}-{r}.log")
@@ -556,37 +415,6 @@ def bench_cold_start(table: Table, quick: bool, tmp: Path) -> None:
 # 7. Peak resident memory of one forward against the library's estimate.
 
 
-PEAK_SCRIPT = """\
-import json, sys, time
-from pathlib import Path
-
-def status(field):
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-
-import torch
-from resfpn import Config
-from resfpn import engine as E
-from resfpn.images import decode_image
-
-preset, size, image_path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-if hasattr(E, "set_torch_threads"):
-    E.set_torch_threads()
-config = Config.preset(preset, input_height=size, input_width=size)
-image = decode_image(image_path).image
-base = status("VmRSS")
-engine = E.Engine()
-engine.model(config, E.Weights())
-built = status("VmRSS")
-start = time.perf_counter()
-run = engine.run(config, image)
-seconds = time.perf_counter() - start
-print(json.dumps({"base": base, "built": built, "hwm": status("VmHWM"), "rss": status("VmRSS"),
-                  "seconds": seconds, "threads": torch.get_num_threads()}))
-"""
-
-
 def bench_peak_memory(table: Table, quick: bool) -> None:
     from resfpn.limits import memory_estimate
 
@@ -595,9 +423,7 @@ def bench_peak_memory(table: Table, quick: bool) -> None:
     for preset in presets:
         config = Config.preset(preset, input_height=size, input_width=size)
         estimate = memory_estimate(resfpn.trace(config))
-        out = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, preset, str(size), str(EXAMPLE)], cwd=ROOT,
-                             capture_output=True, text=True, timeout=600, check=True)
-        m = json.loads(out.stdout.strip().splitlines()[-1])
+        m = probe(["peak", preset, str(size), str(EXAMPLE)])
         added = m["hwm"] - m["base"]
         ratio = added / estimate
         label = "default config" if preset == "reference" else "ResNet-50 preset"

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from . import compiled
 from .config import Config
 from .fold import fold_batchnorm
 from .images import resize_for_input, to_tensor
@@ -97,6 +98,7 @@ class Run:
     # bf16 runs: per level, ||bf16 - fp32|| / ||fp32|| against the fp32 run of the same image, when
     # one is cached (measured, never estimated); None until such a run exists.
     difference: dict[str, float] | None = None
+    fused: bool = False  # True when the forward ran the oneDNN-fused graph (resfpn.compiled)
 
 
 def architecture_key(config: Config) -> Config:
@@ -137,6 +139,10 @@ def _model_bytes(entry) -> int:
     return _tensor_bytes(entry[0].state_dict().values())
 
 
+def _graph_bytes(entry) -> int:
+    return entry[1]
+
+
 def _run_bytes(run: "Run") -> int:
     return _tensor_bytes(run.levels.values())
 
@@ -159,8 +165,15 @@ class Engine:
     statistics, while shape-only callers and cache readers never wait behind a forward.
     """
 
-    def __init__(self, max_models: int = 3, max_runs: int = 4, max_bytes: int = 1 << 30, device: str | None = None):
+    def __init__(self, max_models: int = 3, max_runs: int = 4, max_bytes: int = 1 << 30, device: str | None = None,
+                 fuse: bool | None = None):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        # fp32 CPU forwards switch to a oneDNN-fused graph (resfpn.compiled) once a background thread
+        # has built it for that architecture and input shape; RESFPN_FUSE=0 keeps eager only.
+        self.fuse = (self.device.type == "cpu" and os.environ.get("RESFPN_FUSE", "1") != "0") if fuse is None else fuse
+        self._graphs = _LRU(max_models, max_bytes, _graph_bytes)
+        self.fusion: dict[tuple, str] = {}  # graph key -> "building", "ready" or why it was refused
+        self._fusers: list[threading.Thread] = []
         # Each cache keeps at least its newest entry, and drops older ones past max_bytes.
         self._models = _LRU(max_models, max_bytes, _model_bytes)
         self._runs = _LRU(max_runs, max_bytes, _run_bytes)
@@ -175,7 +188,7 @@ class Engine:
             return self._cached_bytes()
 
     def _cached_bytes(self) -> int:
-        return self._models.total_bytes() + self._runs.total_bytes()
+        return self._models.total_bytes() + self._runs.total_bytes() + self._graphs.total_bytes()
 
     def slot(self) -> threading.RLock:
         """The lock that serialises real work; hold it (``with engine.slot():``) to keep a whole
@@ -186,7 +199,7 @@ class Engine:
         """Drop cached activations, then cached models (oldest first), until ``need`` bytes of new
         work plus what stays cached fit in ``budget``."""
         with self._lock:
-            for cache in (self._runs, self._models):
+            for cache in (self._runs, self._graphs, self._models):
                 while cache and need + self._cached_bytes() > budget:
                     cache.popitem(last=False)
 
@@ -250,19 +263,57 @@ class Engine:
             x = to_tensor(resized, config.batch).to(self.device, dtype, memory_format=torch.channels_last)
             autocast = (torch.autocast("cuda", torch.bfloat16) if precision == "bf16" and self.device.type == "cuda"
                         else nullcontext())
+            gkey = (*key[:3], str(dtype))
+            with self._lock:
+                graph = self._graphs.get(gkey)
+            if graph is None and self.fuse and dtype == torch.float32 and self.device.type == "cpu":
+                self._start_fusion(gkey, model, tuple(x.shape))
             start = time.perf_counter()
             with torch.inference_mode(), autocast:
-                out = model(x)
+                out = (graph[0] if graph is not None else model)(x)
             if self.device.type == "cuda":
                 torch.cuda.synchronize()
             self.forwards += 1
             levels = {k: v.float().cpu() for k, v in out.items()}
             del out, x
             run = Run(levels, resized, build_seconds, time.perf_counter() - start, weights.label, key, load,
-                      precision=precision)
+                      precision=precision, fused=graph is not None)
             with self._lock:
                 self._runs.get_or(key, lambda: run)
             return self._with_difference(run, base)
+
+    def _start_fusion(self, gkey: tuple, model: ResFPN, shape: tuple[int, ...]) -> None:
+        """Build the fused graph for ``gkey`` in a background thread, once; eager serves meanwhile."""
+        with self._lock:
+            if gkey in self.fusion:
+                return
+            self.fusion[gkey] = "building"
+
+        def build():
+            example = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+            example = example.to(memory_format=torch.channels_last)
+            # Holds the slot: its warm-up forwards take their turn with requests, so the memory
+            # budget still sees one forward at a time.
+            with self._work:
+                try:
+                    graph = compiled.fused_graph(model, example)
+                except compiled.FusionRefused as err:
+                    with self._lock:
+                        self.fusion[gkey] = str(err)
+                    return
+                nbytes = _tensor_bytes(model.state_dict().values())
+                with self._lock:
+                    self._graphs.get_or(gkey, lambda: (graph, nbytes))
+                    self.fusion[gkey] = "ready"
+
+        thread = threading.Thread(target=build, name="resfpn-fuse", daemon=True)
+        self._fusers.append(thread)
+        thread.start()
+
+    def wait_for_fusion(self, timeout: float | None = None) -> None:
+        """Wait until every fused graph started so far is built or refused (tests, benchmarks)."""
+        for thread in list(self._fusers):
+            thread.join(timeout)
 
     def _with_difference(self, run: Run, base: tuple) -> Run:
         """``run`` with its measured difference to the cached fp32 run of the same image, if any."""
