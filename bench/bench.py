@@ -31,7 +31,7 @@ from typing import Any, Callable
 import torch
 
 import resfpn
-from bench.harness import (MIB, NOISY, MemorySampler, Table, interleave, log, machine, median, percentile,
+from bench.harness import (MIB, NOISY, Table, interleave, log, machine, median, percentile,
                            proc_status, reset_peak_rss, round_ratios)
 from resfpn import Config
 from resfpn.images import decode_image, resize_for_input, to_tensor
@@ -507,12 +507,73 @@ def bench_peak_memory(table: Table, quick: bool) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# 8. Trace-only /analyze while other clients run 1024-pixel images.
+
+
+def bench_trace_under_load(table: Table, quick: bool, tmp: Path) -> None:
+    """p50 of trace-only `/analyze` on an idle server, then while two clients keep running 1024-px images."""
+    import threading
+
+    from gradio_client import Client, handle_file
+
+    n = 8 if quick else 20
+    original = decode_image(EXAMPLE).image
+    proc, url, _ = launch("app.py", tmp / "app-trace-load.log")
+    try:
+        client = Client(url, verbose=False)
+        shape = {"input_height": 640, "input_width": 480, "p7": True}
+
+        def trace_times() -> list[float]:
+            times = []
+            for _ in range(n):
+                start = time.perf_counter()
+                client.predict(shape, None, api_name="/analyze")
+                times.append(time.perf_counter() - start)
+            return times
+
+        trace_times()  # warm: the server loads torch and traces once
+        idle = trace_times()
+        halt, runs = threading.Event(), []
+
+        def runner(k: int) -> None:
+            c = Client(url, verbose=False)
+            i = 0
+            while not halt.is_set():
+                im = original.copy()  # a new image each call: a real 1024 forward, never the cache
+                im.paste((0, 0, 0), (16 * i, 16 * k, 16 * i + 16, 16 * k + 16))
+                path = tmp / f"runner-{k}-{i}.png"
+                im.save(path)
+                report = c.predict({"input_height": 1024, "input_width": 1024}, handle_file(str(path)),
+                                   api_name="/analyze")
+                runs.append(report["run"]["forward_seconds"])
+                i += 1
+
+        runners = [threading.Thread(target=runner, args=(k,), daemon=True) for k in range(2)]
+        for t in runners:
+            t.start()
+        while not runs:  # the load is on once the first 1024 forward has finished
+            time.sleep(0.1)
+        busy = trace_times()
+        halt.set()
+        for t in runners:
+            t.join(timeout=120)
+    finally:
+        stop(proc)
+    p_idle, p_busy = percentile(idle, 50), percentile(busy, 50)
+    ratio = p_busy / p_idle
+    table.add("8", f"trace-only `/analyze` (gradio_client), p50 of {n}, while two clients run 1024×1024 images "
+              f"({len(runs)} runs, server forward median {median(runs):.2f} s)",
+              f"{p_busy * 1e3:.0f} ms (p95 {percentile(busy, 95) * 1e3:.0f} ms)",
+              f"idle server {p_idle * 1e3:.0f} ms", f"{ratio:.2f}×", "≤ 1.5×", ratio <= 1.5)
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: fewer repeats")
-    parser.add_argument("--only", default="1,2,3,4,5,6,7", help="comma-separated items to run, e.g. 3,6")
+    parser.add_argument("--only", default="1,2,3,4,5,6,7,8", help="comma-separated items to run, e.g. 3,6")
     args = parser.parse_args()
     only = set(args.only.split(","))
     os.chdir(ROOT)
@@ -534,6 +595,7 @@ def main() -> int:
             ("5", "heatmap figure JSON size", lambda: bench_figure(table, args.quick)),
             ("6", "cold start", lambda: bench_cold_start(table, args.quick, tmp)),
             ("7", "peak memory of a forward", lambda: bench_peak_memory(table, args.quick)),
+            ("8", "trace-only /analyze under run load", lambda: bench_trace_under_load(table, args.quick, tmp)),
         ]
         for item, what, fn in sections:
             if item in only:
