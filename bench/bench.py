@@ -194,7 +194,7 @@ def bench_forward(table: Table, quick: bool) -> None:
         }
         times = interleave(fns, repeats[size])
         t = {k: median(v) for k, v in times.items()}
-        how = "oneDNN-fused graph" if fused else "eager (fusion refused)"
+        how = "oneDNN-fused graph, RESFPN_FUSE=1" if fused else "eager (fusion refused)"
         ratio, spread, noisy = round_ratios(times["served"], times["tuned"])
         table.add("1", f"served fp32 forward {size}×{size} ({how}), {repeats[size]} rounds",
                   f"resfpn {t['served'] * 1e3:.1f} ms",

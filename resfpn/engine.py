@@ -166,12 +166,17 @@ class Engine:
     """
 
     def __init__(self, max_models: int = 3, max_runs: int = 4, max_bytes: int = 1 << 30, device: str | None = None,
-                 fuse: bool | None = None):
+                 fuse: bool | None = None, fuse_after: int = 2):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        # fp32 CPU forwards switch to a oneDNN-fused graph (resfpn.compiled) once a background thread
-        # has built it for that architecture and input shape; RESFPN_FUSE=0 keeps eager only.
-        self.fuse = (self.device.type == "cpu" and os.environ.get("RESFPN_FUSE", "1") != "0") if fuse is None else fuse
-        self._graphs = _LRU(max_models, max_bytes, _graph_bytes)
+        # With ``fuse`` (RESFPN_FUSE=1), fp32 CPU forwards switch to a oneDNN-fused graph
+        # (resfpn.compiled) once a background thread has built it for that architecture and input
+        # shape. Off by default: the load test's peak memory went 646 MiB over a 512 MiB budget
+        # with it (509 MiB without), since oneDNN keeps compiled kernels the budget cannot see. A
+        # graph is built only for a shape that has had ``fuse_after`` real forwards, and one is kept.
+        self.fuse = (self.device.type == "cpu" and os.environ.get("RESFPN_FUSE", "0") == "1") if fuse is None else fuse
+        self.fuse_after = fuse_after
+        self._graphs = _LRU(1, max_bytes, _graph_bytes)
+        self._forwards_by_shape: dict[tuple, int] = {}
         self.fusion: dict[tuple, str] = {}  # graph key -> "building", "ready" or why it was refused
         self._fusers: list[threading.Thread] = []
         # Each cache keeps at least its newest entry, and drops older ones past max_bytes.
@@ -267,7 +272,9 @@ class Engine:
             with self._lock:
                 graph = self._graphs.get(gkey)
             if graph is None and self.fuse and dtype == torch.float32 and self.device.type == "cpu":
-                self._start_fusion(gkey, model, tuple(x.shape))
+                seen = self._forwards_by_shape[gkey] = self._forwards_by_shape.get(gkey, 0) + 1
+                if seen >= self.fuse_after:
+                    self._start_fusion(gkey, model, tuple(x.shape))
             start = time.perf_counter()
             with torch.inference_mode(), autocast:
                 out = (graph[0] if graph is not None else model)(x)

@@ -25,11 +25,13 @@ def test_engine_levels_are_the_same_with_the_fused_graph(tiny, changes):
     eager = Engine(fuse=False).run(config, _image())
     engine = Engine(fuse=True)
     first = engine.run(config, _image())
+    assert engine.fusion == {}  # one forward at this shape: not worth a graph yet
+    second = engine.run(config, _image().rotate(3))
     engine.wait_for_fusion()
     assert list(engine.fusion.values()) == ["ready"], engine.fusion
     fused = engine.run(config, _image().rotate(5))  # a new image: a real forward, through the graph
     again = Engine(fuse=False).run(config, _image().rotate(5))
-    assert not first.fused and fused.fused and engine.forwards == 2
+    assert not first.fused and not second.fused and fused.fused and engine.forwards == 3
     for name in eager.levels:
         assert torch.equal(first.levels[name], eager.levels[name])
         scale = again.levels[name].abs().max().clamp_min(1e-12)
@@ -55,6 +57,7 @@ def test_a_graph_that_cannot_be_built_is_refused_and_eager_keeps_serving(tiny):
 def test_bf16_runs_never_use_the_fused_graph(tiny):
     engine = Engine(fuse=True)
     engine.run(tiny, _image(), precision="bf16")
+    engine.run(tiny, _image().rotate(3), precision="bf16")
     engine.wait_for_fusion()
     assert engine.fusion == {}
 
