@@ -21,8 +21,9 @@ from conftest import launch_app
 GENERIC = "has not enabled verbose error reporting"
 FIELDS = ["input_height", "input_width", "input_channels", "batch", "widths", "blocks", "block", "stride_in",
           "skip", "stem_width", "fpn_from", "fpn_width", "upsample", "policy", "p6", "p7", "colour"]
+# Floats stay finite: NaN and infinity are not JSON, so no HTTP client can send them.
 values = st.one_of(
-    st.none(), st.booleans(), st.integers(-10, 5000), st.floats(allow_nan=True, allow_infinity=True),
+    st.none(), st.booleans(), st.integers(-10, 5000), st.floats(-1e6, 1e6),
     st.sampled_from(["A", "B", "C", "D", "E", "x2", "match", "pad", "basic", "bottleneck", "none", "", "∞"]),
     st.lists(st.integers(-4, 3000), max_size=5),
 )
@@ -75,8 +76,8 @@ def test_hostile_requests_get_a_report_or_a_clear_message(client, tmp_path_facto
             path = folder / f"upload-{len(list(folder.iterdir()))}.jpg"
             path.write_bytes(image)
         try:
-            report = client.predict(config, handle_file(str(path)) if path else None, precision,
-                                    api_name="/analyze")
+            job = client.submit(config, handle_file(str(path)) if path else None, precision, api_name="/analyze")
+            report = job.result(timeout=120)  # a hang is a failure, not a stuck suite
         except AppError as err:
             assert GENERIC not in str(err) and str(err).strip(), f"not a clear message: {err!r}"
             answers["message"] += 1
