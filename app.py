@@ -169,7 +169,7 @@ def precision_note(value: str | None) -> str:
     if value != "bf16":
         return "fp32: the reference arithmetic."
     slow = bf16_slow_reason(lib.engine.device.type)
-    return ("bf16: about 3× faster on this CPU; levels differ from fp32 by ~1e-2 (relative), shown after a run "
+    return ("bf16: about 2× faster on this CPU (bench item 1); levels differ from fp32 by ~1e-2 (relative), shown after a run "
             "once the fp32 run of the same image is cached." if slow is None else f"bf16 would be slow here: {slow}.")
 
 
