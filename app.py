@@ -16,7 +16,8 @@ from gradio.utils import get_upload_folder
 
 from resfpn.config import LABELS, PRESET_NOTES, PRESETS, REDUCTIONS, SKIP_OPTIONS, Config, ConfigError
 from resfpn.formatting import format_count, format_mib, format_shape
-from resfpn.limits import LimitError, Limits
+from resfpn.limits import LimitError, Limits, serving_overhead
+from resfpn.precision import PRECISIONS, bf16_slow_reason
 
 if TYPE_CHECKING:
     from resfpn.add import ShapeMismatchError
@@ -131,11 +132,41 @@ def _check_run(t) -> None:
     if t.config.input_channels != 3:
         raise gr.Error("Images have 3 channels; set input channels to 3 to run one.", title="Cannot run")
     try:
-        estimate = LIMITS.check_run(t)
+        return LIMITS.check_run(t)
     except LimitError as err:
         raise gr.Error(str(err), title="Run refused") from None
-    # The budget covers model work as a whole: cached models and activations make room first.
-    lib.engine.make_room(estimate, LIMITS.memory_budget)
+
+
+# --- serving (issue 13): real runs hold the engine's slot from decoding to statistics; traces never do.
+def _admit(t, estimate: int, decoded) -> None:
+    """Make room in the memory budget for this request: the forward's estimate plus what the forward
+    leaves out (decoded image, statistics, bf16 copies); cached models and activations go first."""
+    w, h = decoded.original_size
+    lib.engine.make_room(estimate + serving_overhead(t, w * h), LIMITS.memory_budget)
+
+
+def _precision(value: str | None) -> str:
+    if value not in PRECISIONS:
+        raise gr.Error(f"precision={value!r}: choose one of {', '.join(map(repr, PRECISIONS))}", title="Run refused")
+    return value
+
+
+def precision_note(value: str | None) -> str:
+    """The page's note under the precision control: bf16's accuracy, and whether it is slow here."""
+    if value != "bf16":
+        return "fp32: the reference arithmetic."
+    slow = bf16_slow_reason(lib.engine.device.type)
+    return ("bf16: about 2× faster on this CPU (bench item 1); levels differ from fp32 by ~1e-2 (relative), shown after a run "
+            "once the fp32 run of the same image is cached." if slow is None else f"bf16 would be slow here: {slow}.")
+
+
+def _difference_text(run) -> str:
+    if run.precision != "bf16":
+        return ""
+    if run.difference is None:
+        return " · bf16: difference to fp32 not measured yet (run fp32 with this image, then bf16 again)"
+    return " · bf16 relative difference to fp32: " + ", ".join(f"{k} {v:.1e}" for k, v in run.difference.items())
+# --- end serving
 
 
 def controls_from_config(config: Config) -> list[Any]:
@@ -282,18 +313,25 @@ def _run_status(run, decoded, t) -> str:
 
 def on_run(*args):
     """Run the image through the model (reusing a built model and cached activations)."""
-    values, (image_path, mode, seed, checkpoint, reduction, channel, overlay, opacity, colorscale, shared) = (
-        list(args[: len(CONTROLS)]), args[len(CONTROLS):])
+    # precision comes last (optional) so existing callers keep their argument order
+    values, (image_path, mode, seed, checkpoint, reduction, channel, overlay, opacity, colorscale, shared,
+             *precision) = (list(args[: len(CONTROLS)]), args[len(CONTROLS):])
+    precision = precision[0] if precision else "fp32"
     config = config_from_controls(values)
     t = lib.cached_trace(config)
-    _check_run(t)
-    decoded = _decode(image_path)
-    try:
-        run = lib.engine.run(config, decoded.image, _weights(mode, seed, checkpoint))
-    except lib.weights.WeightsError as err:
-        raise gr.Error(str(err), title="Checkpoint refused") from None
-    fig, note = _heatmaps(run, t, reduction, channel, overlay, opacity, colorscale, shared)
-    return fig, _stats_rows(run), _run_status(run, decoded, t) + note, {"key": run.key, "config": config}
+    estimate = _check_run(t)
+    precision = _precision(precision)
+    with lib.engine.slot():
+        decoded = _decode(image_path)
+        _admit(t, estimate, decoded)
+        try:
+            run = lib.engine.run(config, decoded.image, _weights(mode, seed, checkpoint), precision)
+        except lib.weights.WeightsError as err:
+            raise gr.Error(str(err), title="Checkpoint refused") from None
+        fig, note = _heatmaps(run, t, reduction, channel, overlay, opacity, colorscale, shared)
+        rows = _stats_rows(run)
+    status = _run_status(run, decoded, t) + _difference_text(run) + note
+    return fig, rows, status, {"key": run.key, "config": config}
 
 
 def on_display(state: dict | None, reduction, channel, overlay, opacity, colorscale, shared):
@@ -307,13 +345,15 @@ def on_display(state: dict | None, reduction, channel, overlay, opacity, colorsc
     return fig, gr.update() if not note else note
 
 
-def analyze(config: dict, image: gr.FileData | None = None) -> dict:
+def analyze(config: dict, image: gr.FileData | None = None, precision: str = "fp32") -> dict:
     """Trace a configuration and, given an image, run it and return per-level activation statistics.
 
     Args:
         config: configuration fields, the same keys as ``config`` in the report (missing keys take
             the reference design's defaults), e.g. {"input_height": 512, "input_width": 512, "skip": "A"}.
         image: optional image file (gradio_client.handle_file(path)).
+        precision: "fp32" (default) or "bf16" (fast on CPUs with bf16 instructions; statistics stay
+            float32; `run.relative_difference` per level once the fp32 run of the image is cached).
     Returns:
         The JSON report of `python -m resfpn --json`; with an image also `stats` per level and `run`.
     """
@@ -324,12 +364,16 @@ def analyze(config: dict, image: gr.FileData | None = None) -> dict:
     report = t.to_dict()
     if image is None:
         return report
-    _check_run(t)
-    decoded = _decode(_uploaded_path(image))
-    run = lib.engine.run(cfg, decoded.image, lib.Weights())
-    report["stats"] = {k: lib.activations.level_stats(v) for k, v in run.levels.items()}
+    estimate = _check_run(t)
+    precision = _precision(precision)
+    with lib.engine.slot():
+        decoded = _decode(_uploaded_path(image))
+        _admit(t, estimate, decoded)
+        run = lib.engine.run(cfg, decoded.image, lib.Weights(), precision)
+        report["stats"] = {k: lib.activations.level_stats(v) for k, v in run.levels.items()}
     report["run"] = {"forward_seconds": run.forward_seconds, "cached": run.cached, "weights": run.weights,
-                     "image_size": list(decoded.original_size)}
+                     "image_size": list(decoded.original_size), "precision": run.precision,
+                     "relative_difference": run.difference}
     return report
 
 
@@ -415,6 +459,9 @@ with gr.Blocks(title="resfpn — ResNet + FPN shape explorer") as demo:
                             seed = gr.Number(0, precision=0, label="Seed")
                             checkpoint = gr.File(label="Checkpoint (.pth, torchvision layout)",
                                                  file_types=[".pth", ".pt"], type="filepath")
+                            precision = gr.Radio([(v, k) for k, v in PRECISIONS.items()], value="fp32",
+                                                 label="Precision", elem_id="precision")
+                            precision_md = gr.Markdown(precision_note("fp32"))
                             run_button = gr.Button("Run", variant="primary", elem_id="run")
                         with gr.Column(scale=1, min_width=260):
                             reduction = gr.Radio(_choices("reduction"), value="mean",
@@ -448,12 +495,14 @@ with gr.Blocks(title="resfpn — ResNet + FPN shape explorer") as demo:
     for i, button in enumerate(fix_buttons):
         button.click(lambda fixes, *values, i=i: on_fix(i, fixes, *values), [fixes_state, *controls],
                      [*controls, *arch_outputs], api_visibility="private", concurrency_id="trace")
-    run_button.click(on_run, [*controls, image, weights_mode, seed, checkpoint, *display],
+    run_button.click(on_run, [*controls, image, weights_mode, seed, checkpoint, *display, precision],
                      [heat_plot, stats, run_status, run_state], api_name="run", concurrency_id="model",
                      concurrency_limit=1)
     gr.on([c.input for c in display], on_display, [run_state, *display], [heat_plot, run_status],
           api_visibility="private", trigger_mode="always_last", concurrency_id="display", concurrency_limit=2)
-    gr.api(analyze, api_name="analyze", concurrency_id="model", concurrency_limit=1)
+    precision.input(precision_note, precision, precision_md, api_visibility="private", concurrency_id="display")
+    # Not the "model" group: a trace-only call answers at once; runs queue on the engine's slot.
+    gr.api(analyze, api_name="analyze", concurrency_id="analyze", concurrency_limit=4)
 
 demo.queue(max_size=QUEUE_SIZE)
 

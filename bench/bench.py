@@ -2,8 +2,8 @@
 
 Run from the repository root with the project's interpreter:
 
-    .venv/bin/python bench/bench.py            # full run (1.5 min on 2 idle cores, more when busy)
-    .venv/bin/python bench/bench.py --quick    # smoke run: fewer repeats, no ResNet-50 memory probe
+    .venv/bin/python -m bench.bench            # full run (1.5 min on 2 idle cores, more when busy)
+    .venv/bin/python -m bench.bench --quick    # smoke run: fewer repeats, no ResNet-50 memory probe
 
 The machine this runs on may be shared and noisy, so nothing is compared across runs: each figure is
 a ratio against a reference measured in the same process (or the same moment), interleaved
@@ -17,8 +17,6 @@ import contextlib
 import io
 import json
 import os
-import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,69 +28,25 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(ROOT / "scripts"))
+import torch
 
-import serve  # noqa: E402
-import torch  # noqa: E402
+import resfpn
+from bench.harness import (MIB, NOISY, Table, interleave, log, machine, median, percentile,
+                           proc_status, reset_peak_rss, round_ratios)
+from resfpn import Config
+from resfpn.images import decode_image, resize_for_input, to_tensor
+from scripts import serve
 
-import resfpn  # noqa: E402
-from resfpn import Config  # noqa: E402
-from resfpn.images import decode_image, resize_for_input, to_tensor  # noqa: E402
-
+ROOT = serve.ROOT
 EXAMPLES = sorted((ROOT / "assets" / "examples").glob("*.jpg"))
 EXAMPLE = EXAMPLES[0]
-MIB = 2**20
 
 
-# ---------------------------------------------------------------------------------------------
-# Small helpers.
-
-
-def log(msg: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def median(xs: list[float]) -> float:
-    return statistics.median(xs)
-
-
-def interleave(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
-    """Time each function ``repeats`` times, rotating the order every round (A B C, B C A, ...).
-
-    Returns seconds per call for each name. ``warmup`` untimed rounds come first.
-    """
-    names = list(fns)
-    for _ in range(warmup):
-        for n in names:
-            fns[n]()
-    times: dict[str, list[float]] = {n: [] for n in names}
-    for r in range(repeats):
-        k = r % len(names)
-        for n in names[k:] + names[:k]:
-            start = time.perf_counter()
-            fns[n]()
-            times[n].append(time.perf_counter() - start)
-    return times
-
-
-def proc_status(field: str, pid: int | str = "self") -> int:
-    """A ``/proc/<pid>/status`` memory field (e.g. VmRSS, VmHWM) in bytes."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise KeyError(field)
-
-
-def reset_peak_rss() -> bool:
-    """Reset this process's VmHWM to its current RSS (Linux ``clear_refs`` 5); False if not allowed."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
+def probe(args: list[str], env: dict[str, str] | None = None) -> dict:
+    """Run ``python -m bench.probes ARGS`` in a fresh process from the repository root; its JSON answer."""
+    out = subprocess.run([sys.executable, "-m", "bench.probes", *args], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=600, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def launch(script: str, log_path: Path, timeout: float = 180.0) -> tuple[subprocess.Popen, str, float]:
@@ -134,59 +88,8 @@ def rest_call(url: str, api: str, data: list) -> list:
     raise RuntimeError(f"/{api}: the stream ended without a result")
 
 
-def machine() -> list[str]:
-    model = "?"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    try:
-        affinity = len(os.sched_getaffinity(0))
-    except AttributeError:
-        affinity = os.cpu_count()
-    try:
-        import gradio
-        gradio_version = gradio.__version__
-    except ImportError:
-        gradio_version = "not installed"
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    return [
-        f"- CPU: {model}; {os.cpu_count()} logical cores, {affinity} in this process's affinity mask",
-        f"- torch {torch.__version__}, {torch.get_num_threads()} intra-op threads (the app's `set_torch_threads`), "
-        f"oneDNN {'on' if torch.backends.mkldnn.is_available() else 'off'}; gradio {gradio_version}; "
-        f"Python {platform.python_version()}",
-        f"- load average at start: {load}"
-        + (f" (above the {affinity} cores: neighbours compete for them; see the OpenMP rows)"
-           if os.getloadavg()[0] > (affinity or 1) * 0.75 else ""),
-    ]
-
-
 # ---------------------------------------------------------------------------------------------
-# The table.
-
-
-class Table:
-    HEAD = ("#", "What", "Measured", "Reference (same run)", "Figure", "Target", "Result")
-
-    def __init__(self) -> None:
-        self.rows: list[tuple[str, ...]] = []
-
-    def add(self, item: str, what: str, measured: str, reference: str, figure: str, target: str = "—",
-            ok: bool | None = None, noisy: bool = False) -> None:
-        result = "—" if ok is None else ("PASS" if ok else "MISS")
-        if noisy:
-            result += " (noisy: rerun)"
-        self.rows.append((item, what, measured, reference, figure, target, result))
-
-    def error(self, item: str, what: str, err: BaseException) -> None:
-        self.rows.append((item, what, f"ERROR: {type(err).__name__}: {err}".replace("|", "/")[:200], "", "", "",
-                          "ERROR"))
-
-    def render(self) -> str:
-        lines = ["| " + " | ".join(self.HEAD) + " |", "|" + "|".join("---" for _ in self.HEAD) + "|"]
-        lines += ["| " + " | ".join(r) + " |" for r in self.rows]
-        return "\n".join(lines)
+# Sections.
 
 
 def section(table: Table, item: str, what: str):
@@ -212,96 +115,137 @@ def example_input(size: int) -> torch.Tensor:
     return to_tensor(resize_for_input(image, size, size))
 
 
-NOISY = 1.5  # per-round ratios spread wider than this (max/min): the machine was too busy to trust the result
-
-
-def round_ratios(a: list[float], b: list[float]) -> tuple[float, str, bool]:
-    """Median of the per-round ratios a/b (robust to slow drifts in load), their range, and whether it is noisy."""
-    ratios = [x / y for x, y in zip(a, b)]
-    return median(ratios), f"{min(ratios):.2f}–{max(ratios):.2f}", max(ratios) / min(ratios) > NOISY
-
-
-def app_model(config: Config) -> torch.nn.Module:
-    """The model as the app's engine builds it (``Engine.model``: build_model, weights, device)."""
+def app_model(config: Config, precision: str = "fp32") -> torch.nn.Module:
+    """The eager model as the app's engine builds it (``Engine.model``: build_model, weights, fold, device)."""
     from resfpn.engine import Engine, Weights
 
-    model, _, _ = Engine(device="cpu").model(config, Weights())
+    model, _, _ = Engine(device="cpu", fuse=False).model(config, Weights(), precision)
     return model
 
 
+def served_forward(config: Config, x: torch.Tensor) -> tuple[Callable[[], Any], bool]:
+    """The forward ``Engine.run`` serves once warm: the oneDNN-fused graph where it could be built
+    (``resfpn.compiled``), else the eager model; returns (call, whether it is fused)."""
+    from resfpn.compiled import FusionRefused, fused_graph
+
+    model = app_model(config)
+    try:
+        graph = fused_graph(model, x)
+    except FusionRefused as err:
+        log(f"fused graph refused, eager serves: {err}")
+        graph = None
+    forward = graph if graph is not None else model
+    return (lambda: forward(x)), graph is not None
+
+
+def tuned(model: torch.nn.Module) -> torch.nn.Module:
+    """The generic tuning anyone can apply to any model: BatchNorm folded (torch.fx), channels-last."""
+    from torch.fx.experimental.optimization import fuse
+
+    return fuse(model.eval()).to(memory_format=torch.channels_last)
+
+
 # ---------------------------------------------------------------------------------------------
-# 1. Forward against the tutorial reference, and against a large matmul.
+# 1. Forward against the tutorial reference given the same generic tuning, and against a large matmul.
 
 
 def bench_forward(table: Table, quick: bool) -> None:
-    from reference import ReferenceResFPN, load_from, n_params
+    """Rows: the served forward vs the tuned plain model (the fair yardstick), the unfolded resfpn
+    model, the untuned tutorial model, bf16 vs fp32, and conv GFLOP/s vs a matmul."""
+    from bench.reference import ReferenceResFPN, n_params
 
     ref_params = n_params(ReferenceResFPN())
     ours_params = resfpn.trace(Config()).params.total
-    assert ref_params == ours_params, f"reference has {ref_params:,} parameters, resfpn's Config() {ours_params:,}"
+    if ref_params != ours_params:
+        raise RuntimeError(f"reference has {ref_params:,} parameters, resfpn's Config() {ours_params:,}")
     n = 2048
     a, b = torch.randn(n, n), torch.randn(n, n)
-    repeats = {224: 3, 512: 2, 1024: 2} if quick else {224: 9, 512: 7, 1024: 5}
+    repeats = {224: 3, 512: 3, 1024: 2} if quick else {224: 9, 512: 7, 1024: 5}
     for size in (224, 512, 1024):
         config = Config(input_height=size, input_width=size)
-        model = app_model(config)
-        reference = ReferenceResFPN().eval()
-        load_from(reference, resfpn.build_model(config))  # the engine's weights (seed 0), before any serving tweak
+        plain = _loaded_reference(config)  # the engine's weights (seed 0), before any serving tweak
+        plain_tuned = tuned(_loaded_reference(config))
+        unfolded = resfpn.build_model(config).eval().to(memory_format=torch.channels_last)
+        eager = app_model(config)
+        bf16 = app_model(config, "bf16")
         x = example_input(size)
+        xc = x.to(memory_format=torch.channels_last)
+        served, fused = served_forward(config, xc)
         with torch.inference_mode():
-            ours = model(x)
-        with torch.no_grad():
-            theirs = reference(x)
-        assert list(ours) == list(theirs), (list(ours), list(theirs))
-        for k in ours:
-            error = ((ours[k] - theirs[k]).abs().max() / theirs[k].abs().max().clamp_min(1e-12)).item()
-            assert error < 1e-4, f"{k} at {size}: resfpn and the reference differ (max relative error {error:.1e})"
+            want = plain(x)
+            for name, got in (("served", served()), ("tuned plain", plain_tuned(xc)), ("unfolded", unfolded(xc))):
+                _check_same(name, size, got, want, 1e-4)
+            _check_same("bf16", size, bf16(xc.to(torch.bfloat16)), want, 5e-2)
 
-        def run_ours():
-            with torch.inference_mode():
-                model(x)
+        def timed(fn):
+            def call():
+                with torch.inference_mode():
+                    fn()
+            return call
 
-        def run_reference():
-            with torch.no_grad():
-                reference(x)
-
-        times = interleave({"resfpn": run_ours, "reference": run_reference, "matmul": lambda: a @ b},
-                           repeats[size])
-        t_ours, t_ref = median(times["resfpn"]), median(times["reference"])
-        ratio, spread, noisy = round_ratios(times["resfpn"], times["reference"])
-        table.add("1", f"forward {size}×{size}, {repeats[size]} rounds",
-                  f"resfpn {t_ours * 1e3:.1f} ms", f"tutorial reference {t_ref * 1e3:.1f} ms",
-                  f"ratio {ratio:.2f} (rounds {spread})", "≤ 0.85", ratio <= 0.85, noisy)
+        fns = {
+            "served": timed(served),
+            "tuned": timed(lambda: plain_tuned(xc)),
+            "unfolded": timed(lambda: unfolded(xc)),
+            "eager": timed(lambda: eager(xc)),
+            "plain": lambda: _no_grad(plain, x),
+            "bf16": timed(lambda: bf16(xc.to(torch.bfloat16))),
+            "matmul": lambda: a @ b,
+        }
+        times = interleave(fns, repeats[size])
+        t = {k: median(v) for k, v in times.items()}
+        how = "oneDNN-fused graph, RESFPN_FUSE=1" if fused else "eager (fusion refused)"
+        ratio, spread, noisy = round_ratios(times["served"], times["tuned"])
+        table.add("1", f"served fp32 forward {size}×{size} ({how}), {repeats[size]} rounds",
+                  f"resfpn {t['served'] * 1e3:.1f} ms",
+                  f"plain model, same tuning (BN folded, channels-last, inference_mode) {t['tuned'] * 1e3:.1f} ms",
+                  f"ratio {ratio:.2f} (rounds {spread})", "≤ 0.90", ratio <= 0.90, noisy)
+        for name, label in (("eager", "served model eager (BN folded, before the fused graph)"),
+                            ("unfolded", "resfpn eager, BN not folded (channels-last, inference_mode)"),
+                            ("plain", "plain tutorial model untuned (NCHW, no_grad)")):
+            r, spread, noisy = round_ratios(times[name], times["tuned"])
+            table.add("1", f"(info) {label} {size}×{size}", f"{t[name] * 1e3:.1f} ms",
+                      f"tuned plain {t['tuned'] * 1e3:.1f} ms", f"ratio {r:.2f} (rounds {spread})", "—", None, noisy)
+        r, spread, noisy = round_ratios(times["bf16"], times["served"])
+        target = size in (512, 1024)
+        table.add("1", f"bf16 forward {size}×{size} (`precision=\"bf16\"`, eager)", f"{t['bf16'] * 1e3:.1f} ms",
+                  f"served fp32 {t['served'] * 1e3:.1f} ms", f"ratio {r:.2f} (rounds {spread})",
+                  "≤ 0.45" if target else "— (info)", r <= 0.45 if target else None, noisy)
+        r, spread, noisy = round_ratios(times["bf16"], times["eager"])
+        table.add("1", f"(info) bf16 forward {size}×{size} against the eager fp32 model", f"{t['bf16'] * 1e3:.1f} ms",
+                  f"served eager fp32 {t['eager'] * 1e3:.1f} ms", f"ratio {r:.2f} (rounds {spread})", "—", None, noisy)
         flops = 2 * resfpn.trace(config).macs.total
         # Per round too: the forward and the matmul of one round share that round's load.
-        share, spread, noisy = round_ratios(times["matmul"], times["resfpn"])
+        share, spread, noisy = round_ratios(times["matmul"], times["served"])
         share *= flops / (2 * n**3)
-        achieved = flops / t_ours / 1e9
-        peak = 2 * n**3 / median(times["matmul"]) / 1e9
+        achieved = flops / t["served"] / 1e9
+        peak = 2 * n**3 / t["matmul"] / 1e9
         table.add("1", f"conv GFLOP/s at {size}×{size} ({flops / 1e9:.1f} GFLOP from the trace's MACs)",
                   f"{achieved:.0f} GFLOP/s", f"fp32 matmul {n}² @ {n}²: {peak:.0f} GFLOP/s",
                   f"{100 * share:.1f} %", "≥ 60 %", share >= 0.60, noisy)
-        del model, reference, ours, theirs
+        del plain, plain_tuned, unfolded, eager, bf16, served
 
 
-OMP_PROBE = """\
-import statistics, sys, time
-import torch
-from resfpn import Config, build_model
-from resfpn import engine as E
-if hasattr(E, "set_torch_threads"):
-    E.set_torch_threads()
-size, reps = int(sys.argv[1]), int(sys.argv[2])
-model, x = build_model(Config(input_height=size, input_width=size)), torch.randn(1, 3, size, size)
-times = []
-with torch.inference_mode():
-    model(x)
-    for _ in range(reps):
-        start = time.perf_counter()
+def _loaded_reference(config: Config) -> torch.nn.Module:
+    from bench.reference import ReferenceResFPN, load_from
+
+    reference = ReferenceResFPN().eval()
+    load_from(reference, resfpn.build_model(config))
+    return reference
+
+
+def _no_grad(model: torch.nn.Module, x: torch.Tensor) -> None:
+    with torch.no_grad():
         model(x)
-        times.append(time.perf_counter() - start)
-print(statistics.median(times))
-"""
+
+
+def _check_same(name: str, size: int, got: dict, want: dict, tolerance: float) -> None:
+    if list(got) != list(want):
+        raise RuntimeError(f"{name} at {size}: levels {list(got)} vs the reference's {list(want)}")
+    for k in want:
+        error = ((got[k].float() - want[k]).abs().max() / want[k].abs().max().clamp_min(1e-12)).item()
+        if error > tolerance:
+            raise RuntimeError(f"{name} at {size}: {k} differs from the reference by {error:.1e} (> {tolerance:.0e})")
 
 
 def bench_omp_policy(table: Table, quick: bool) -> None:
@@ -315,9 +259,8 @@ def bench_omp_policy(table: Table, quick: bool) -> None:
     for r in range(rounds):
         k = r % len(variants)
         for name in list(variants)[k:] + list(variants)[:k]:
-            out = subprocess.run([sys.executable, "-c", OMP_PROBE, str(size), str(reps)], cwd=ROOT, env=variants[name],
-                                 capture_output=True, text=True, timeout=300, check=True)
-            times[name].append(float(out.stdout.split()[-1]))
+            out = probe(["omp", str(size), str(reps)], env=variants[name])
+            times[name].append(out["seconds"])
     load = os.getloadavg()[0]
     default = median(times["default"])
     for name in list(variants)[1:]:
@@ -354,12 +297,12 @@ def bench_trace(table: Table, quick: bool) -> None:
     n = 10 if quick else 50
     config = Config(input_height=8192, input_width=8192)
     levels_bytes = resfpn.trace(config).activation_bytes["total"]
-    rss_before = proc_status("VmRSS")
+    rss_before = proc_status()["VmRSS"]
     exact = reset_peak_rss()
     for _ in range(n):
         resfpn.trace(config)
         resfpn.trace(r50)
-    peak = proc_status("VmHWM") if exact else proc_status("VmRSS")
+    peak = proc_status()["VmHWM" if exact else "VmRSS"]
     delta = (peak - rss_before) / MIB
     how = "peak RSS (VmHWM after clear_refs)" if exact else "RSS"
     table.add("2", f"memory over {n} default + {n} ResNet-50 traces at 8192×8192", f"{how} +{delta:.1f} MiB",
@@ -523,23 +466,10 @@ def bench_figure(table: Table, quick: bool) -> None:
 # 6. Cold start against a blank Gradio app.
 
 
-BLANK_APP = """\
-import gradio as gr
-
-with gr.Blocks() as demo:
-    gr.Plot()
-
-if __name__ == "__main__":
-    demo.launch()
-"""
-
-
 def bench_cold_start(table: Table, quick: bool, tmp: Path) -> None:
-    blank = tmp / "blank_app.py"
-    blank.write_text(BLANK_APP)
     repeats = 1 if quick else 3
     times: dict[str, list[float]] = {"app": [], "blank": []}
-    scripts = {"app": "app.py", "blank": str(blank)}
+    scripts = {"app": "app.py", "blank": "bench/blank_app.py"}
     for r in range(repeats):
         for name in (["app", "blank"] if r % 2 == 0 else ["blank", "app"]):
             proc, _, seconds = launch(scripts[name], tmp / f"cold-{name}-{r}.log")
@@ -556,37 +486,6 @@ def bench_cold_start(table: Table, quick: bool, tmp: Path) -> None:
 # 7. Peak resident memory of one forward against the library's estimate.
 
 
-PEAK_SCRIPT = """\
-import json, sys, time
-from pathlib import Path
-
-def status(field):
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-
-import torch
-from resfpn import Config
-from resfpn import engine as E
-from resfpn.images import decode_image
-
-preset, size, image_path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-if hasattr(E, "set_torch_threads"):
-    E.set_torch_threads()
-config = Config.preset(preset, input_height=size, input_width=size)
-image = decode_image(image_path).image
-base = status("VmRSS")
-engine = E.Engine()
-engine.model(config, E.Weights())
-built = status("VmRSS")
-start = time.perf_counter()
-run = engine.run(config, image)
-seconds = time.perf_counter() - start
-print(json.dumps({"base": base, "built": built, "hwm": status("VmHWM"), "rss": status("VmRSS"),
-                  "seconds": seconds, "threads": torch.get_num_threads()}))
-"""
-
-
 def bench_peak_memory(table: Table, quick: bool) -> None:
     from resfpn.limits import memory_estimate
 
@@ -595,9 +494,7 @@ def bench_peak_memory(table: Table, quick: bool) -> None:
     for preset in presets:
         config = Config.preset(preset, input_height=size, input_width=size)
         estimate = memory_estimate(resfpn.trace(config))
-        out = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, preset, str(size), str(EXAMPLE)], cwd=ROOT,
-                             capture_output=True, text=True, timeout=600, check=True)
-        m = json.loads(out.stdout.strip().splitlines()[-1])
+        m = probe(["peak", preset, str(size), str(EXAMPLE)])
         added = m["hwm"] - m["base"]
         ratio = added / estimate
         label = "default config" if preset == "reference" else "ResNet-50 preset"
@@ -610,17 +507,78 @@ def bench_peak_memory(table: Table, quick: bool) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# 8. Trace-only /analyze while other clients run 1024-pixel images.
+
+
+def bench_trace_under_load(table: Table, quick: bool, tmp: Path) -> None:
+    """p50 of trace-only `/analyze` on an idle server, then while two clients keep running 1024-px images."""
+    import threading
+
+    from gradio_client import Client, handle_file
+
+    n = 8 if quick else 20
+    original = decode_image(EXAMPLE).image
+    proc, url, _ = launch("app.py", tmp / "app-trace-load.log")
+    try:
+        client = Client(url, verbose=False)
+        shape = {"input_height": 640, "input_width": 480, "p7": True}
+
+        def trace_times() -> list[float]:
+            times = []
+            for _ in range(n):
+                start = time.perf_counter()
+                client.predict(shape, None, api_name="/analyze")
+                times.append(time.perf_counter() - start)
+            return times
+
+        trace_times()  # warm: the server loads torch and traces once
+        idle = trace_times()
+        halt, runs = threading.Event(), []
+
+        def runner(k: int) -> None:
+            c = Client(url, verbose=False)
+            i = 0
+            while not halt.is_set():
+                im = original.copy()  # a new image each call: a real 1024 forward, never the cache
+                im.paste((0, 0, 0), (16 * i, 16 * k, 16 * i + 16, 16 * k + 16))
+                path = tmp / f"runner-{k}-{i}.png"
+                im.save(path)
+                report = c.predict({"input_height": 1024, "input_width": 1024}, handle_file(str(path)),
+                                   api_name="/analyze")
+                runs.append(report["run"]["forward_seconds"])
+                i += 1
+
+        runners = [threading.Thread(target=runner, args=(k,), daemon=True) for k in range(2)]
+        for t in runners:
+            t.start()
+        while not runs:  # the load is on once the first 1024 forward has finished
+            time.sleep(0.1)
+        busy = trace_times()
+        halt.set()
+        for t in runners:
+            t.join(timeout=120)
+    finally:
+        stop(proc)
+    p_idle, p_busy = percentile(idle, 50), percentile(busy, 50)
+    ratio = p_busy / p_idle
+    table.add("8", f"trace-only `/analyze` (gradio_client), p50 of {n}, while two clients run 1024×1024 images "
+              f"({len(runs)} runs, server forward median {median(runs):.2f} s)",
+              f"{p_busy * 1e3:.0f} ms (p95 {percentile(busy, 95) * 1e3:.0f} ms)",
+              f"idle server {p_idle * 1e3:.0f} ms", f"{ratio:.2f}×", "≤ 1.5×", ratio <= 1.5)
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: fewer repeats")
-    parser.add_argument("--only", default="1,2,3,4,5,6,7", help="comma-separated items to run, e.g. 3,6")
+    parser.add_argument("--only", default="1,2,3,4,5,6,7,8", help="comma-separated items to run, e.g. 3,6")
     args = parser.parse_args()
     only = set(args.only.split(","))
     os.chdir(ROOT)
     with contextlib.suppress(ImportError, AttributeError):
-        from resfpn.engine import set_torch_threads
+        from resfpn.runtime import set_torch_threads
 
         set_torch_threads()  # as the app does at import
     started = time.perf_counter()
@@ -637,6 +595,7 @@ def main() -> int:
             ("5", "heatmap figure JSON size", lambda: bench_figure(table, args.quick)),
             ("6", "cold start", lambda: bench_cold_start(table, args.quick, tmp)),
             ("7", "peak memory of a forward", lambda: bench_peak_memory(table, args.quick)),
+            ("8", "trace-only /analyze under run load", lambda: bench_trace_under_load(table, args.quick, tmp)),
         ]
         for item, what, fn in sections:
             if item in only:

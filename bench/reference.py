@@ -1,7 +1,7 @@
 """The reference design written the straightforward way, as in a tutorial (the benchmark's yardstick).
 
-Follows /work/shared/seed (BasicBlock with a projection shortcut, TinyResNet backbone with stem and
-layer1..layer4, FPN with lateral 1×1, nearest ×2 upsampling, 3×3 smoothing, P6 conv on P5). Plain
+Follows the seed tutorial the project started from (BasicBlock with a projection shortcut, TinyResNet
+backbone with stem and layer1..layer4, FPN with lateral 1×1, nearest ×2 upsampling, 3×3 smoothing, P6 conv on P5). Plain
 NCHW, default settings, no fusion, no channels_last: what a reader would write without tuning.
 Its parameters are registered in the same order as resfpn's reference ``Config()``, so resfpn's
 weights load into it one to one (``load_from``) and both give the same outputs.

@@ -10,9 +10,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import os
 import threading
 import time
 from collections import OrderedDict
+from contextlib import nullcontext
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +22,13 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from . import compiled
 from .config import Config
 from .fold import fold_batchnorm
 from .images import resize_for_input, to_tensor
 from .model import ResFPN, build_model
 from .runtime import set_torch_threads, usable_cores  # noqa: F401  (re-exported)
+from .precision import Precision, check_precision
 from .tracing import Trace, trace
 from .weights import LoadResult, load_checkpoint, load_torchvision_weights
 
@@ -70,6 +74,11 @@ class Run:
     key: tuple = ()
     load: LoadResult | None = None
     cached: bool = False  # True when served from the cache without a forward
+    precision: Precision = "fp32"  # the forward's arithmetic; levels are float32 either way
+    # bf16 runs: per level, ||bf16 - fp32|| / ||fp32|| against the fp32 run of the same image, when
+    # one is cached (measured, never estimated); None until such a run exists.
+    difference: dict[str, float] | None = None
+    fused: bool = False  # True when the forward ran the oneDNN-fused graph (resfpn.compiled)
 
 
 def architecture_key(config: Config) -> Config:
@@ -110,19 +119,51 @@ def _model_bytes(entry) -> int:
     return _tensor_bytes(entry[0].state_dict().values())
 
 
+def _graph_bytes(entry) -> int:
+    return entry[1]
+
+
 def _run_bytes(run: "Run") -> int:
     return _tensor_bytes(run.levels.values())
 
 
-class Engine:
-    """Builds and runs models with bounded caches; one forward at a time."""
+def relative_difference(levels: dict[str, torch.Tensor], reference: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Per level, ``||levels - reference|| / ||reference||`` (L2 over all elements; 0 where both are 0)."""
+    out = {}
+    for name, ref in reference.items():
+        norm = ref.double().norm().item()
+        diff = (levels[name].double() - ref.double()).norm().item()
+        out[name] = diff / norm if norm else float(diff != 0)
+    return out
 
-    def __init__(self, max_models: int = 3, max_runs: int = 4, max_bytes: int = 1 << 30, device: str | None = None):
+
+class Engine:
+    """Builds and runs models with bounded caches; one forward at a time.
+
+    Two locks: ``_lock`` guards the caches for moments; ``_work`` (re-entrant) serialises real work
+    (builds and forwards), so a caller can hold ``slot()`` across decoding, the run and its
+    statistics, while shape-only callers and cache readers never wait behind a forward.
+    """
+
+    def __init__(self, max_models: int = 3, max_runs: int = 4, max_bytes: int = 1 << 30, device: str | None = None,
+                 fuse: bool | None = None, fuse_after: int = 2):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        # With ``fuse`` (RESFPN_FUSE=1), fp32 CPU forwards switch to a oneDNN-fused graph
+        # (resfpn.compiled) once a background thread has built it for that architecture and input
+        # shape. Off by default: the load test's peak memory went 646 MiB over a 512 MiB budget
+        # with it (509 MiB without), since oneDNN keeps compiled kernels the budget cannot see. A
+        # graph is built only for a shape that has had ``fuse_after`` real forwards, and one is kept.
+        self.fuse = (self.device.type == "cpu" and os.environ.get("RESFPN_FUSE", "0") == "1") if fuse is None else fuse
+        self.fuse_after = fuse_after
+        self._graphs = _LRU(1, max_bytes, _graph_bytes)
+        self._forwards_by_shape: dict[tuple, int] = {}
+        self.fusion: dict[tuple, str] = {}  # graph key -> "building", "ready" or why it was refused
+        self._fusers: list[threading.Thread] = []
         # Each cache keeps at least its newest entry, and drops older ones past max_bytes.
         self._models = _LRU(max_models, max_bytes, _model_bytes)
         self._runs = _LRU(max_runs, max_bytes, _run_bytes)
         self._lock = threading.Lock()
+        self._work = threading.RLock()
         self.forwards = 0
         self.builds = 0
 
@@ -132,22 +173,33 @@ class Engine:
             return self._cached_bytes()
 
     def _cached_bytes(self) -> int:
-        return self._models.total_bytes() + self._runs.total_bytes()
+        return self._models.total_bytes() + self._runs.total_bytes() + self._graphs.total_bytes()
+
+    def slot(self) -> threading.RLock:
+        """The lock that serialises real work; hold it (``with engine.slot():``) to keep a whole
+        request's memory (decoding, forward, statistics) one at a time."""
+        return self._work
 
     def make_room(self, need: int, budget: int) -> None:
         """Drop cached activations, then cached models (oldest first), until ``need`` bytes of new
         work plus what stays cached fit in ``budget``."""
         with self._lock:
-            for cache in (self._runs, self._models):
+            for cache in (self._runs, self._graphs, self._models):
                 while cache and need + self._cached_bytes() > budget:
                     cache.popitem(last=False)
 
-    def model(self, config: Config, weights: Weights) -> tuple[ResFPN, LoadResult | None, float]:
+    def _dtype(self, precision: Precision) -> torch.dtype:
+        # On CUDA the fp32 model runs under bf16 autocast; on CPU the model itself is cast.
+        return torch.bfloat16 if precision == "bf16" and self.device.type == "cpu" else torch.float32
+
+    def model(self, config: Config, weights: Weights, precision: Precision = "fp32") -> tuple[ResFPN, LoadResult | None, float]:
         """The inference model for ``config`` with ``weights``: (model, what was loaded, build seconds; 0 if cached).
 
-        BatchNorm is folded into the convolutions after the weights are loaded.
+        BatchNorm is folded into the convolutions after the weights are loaded; a bf16 model on CPU
+        is cast after folding (folding in float32 keeps the fold exact).
         """
-        key = (architecture_key(config), weights.key)
+        dtype = self._dtype(check_precision(precision))
+        key = (architecture_key(config), weights.key, str(dtype))
 
         def make():
             start = time.perf_counter()
@@ -156,34 +208,113 @@ class Engine:
             if weights.checkpoint:
                 load = load_torchvision_weights(model, load_checkpoint(weights.checkpoint))
             # The served copy: BN folded into the convs, NHWC memory (oneDNN's fast path on CPU).
-            model = fold_batchnorm(model, inplace=True).to(self.device, memory_format=torch.channels_last)
+            model = fold_batchnorm(model, inplace=True).to(self.device, dtype, memory_format=torch.channels_last)
             self.builds += 1
             return model, load, time.perf_counter() - start
 
-        with self._lock:
-            (model, load, seconds), fresh = self._models.get_or(key, make)
-        return model, load, seconds if fresh else 0.0
+        with self._work:
+            with self._lock:
+                hit = self._models.get(key)
+                if hit is not None:
+                    self._models.move_to_end(key)
+                    return hit[0], hit[1], 0.0
+            entry = make()  # outside the cache lock: readers of the caches do not wait for a build
+            with self._lock:
+                self._models.get_or(key, lambda: entry)
+        return entry
 
-    def run(self, config: Config, image: Image.Image, weights: Weights = Weights()) -> Run:
-        """Resize ``image`` to the input size, run it, and return every level (cached by content)."""
+    def run(self, config: Config, image: Image.Image, weights: Weights = Weights(),
+            precision: Precision = "fp32") -> Run:
+        """Resize ``image`` to the input size, run it, and return every level (cached by content).
+
+        ``precision="bf16"`` runs the forward in bfloat16 (CPU: model and input cast; CUDA: autocast);
+        the levels come back as float32 either way, with ``difference`` set when the fp32 run of the
+        same image is cached (see ``Run.difference``).
+        """
+        check_precision(precision)
         resized = resize_for_input(image, config.input_height, config.input_width)
-        key = (architecture_key(config), weights.key, config.input_shape, image_digest(resized))
-        model, load, build_seconds = self.model(config, weights)
+        base = (architecture_key(config), weights.key, config.input_shape, image_digest(resized))
+        key = base if precision == "fp32" else (*base, precision)  # fp32 keys as before
 
-        def make():
-            x = to_tensor(resized, config.batch).to(self.device, memory_format=torch.channels_last)
+        with self._work:
+            with self._lock:
+                hit = self._runs.get(key)
+                if hit is not None:
+                    self._runs.move_to_end(key)
+            if hit is not None:
+                return self._with_difference(dataclasses.replace(hit, cached=True, build_seconds=0.0), base)
+            model, load, build_seconds = self.model(config, weights, precision)
+            dtype = self._dtype(precision)
+            x = to_tensor(resized, config.batch).to(self.device, dtype, memory_format=torch.channels_last)
+            autocast = (torch.autocast("cuda", torch.bfloat16) if precision == "bf16" and self.device.type == "cuda"
+                        else nullcontext())
+            gkey = (*key[:3], str(dtype))
+            with self._lock:
+                graph = self._graphs.get(gkey)
+            if graph is None and self.fuse and dtype == torch.float32 and self.device.type == "cpu":
+                seen = self._forwards_by_shape[gkey] = self._forwards_by_shape.get(gkey, 0) + 1
+                if seen >= self.fuse_after:
+                    self._start_fusion(gkey, model, tuple(x.shape))
             start = time.perf_counter()
-            with torch.inference_mode():
-                out = model(x)
+            with torch.inference_mode(), autocast:
+                out = (graph[0] if graph is not None else model)(x)
             if self.device.type == "cuda":
                 torch.cuda.synchronize()
             self.forwards += 1
             levels = {k: v.float().cpu() for k, v in out.items()}
-            return Run(levels, resized, build_seconds, time.perf_counter() - start, weights.label, key, load)
+            del out, x
+            run = Run(levels, resized, build_seconds, time.perf_counter() - start, weights.label, key, load,
+                      precision=precision, fused=graph is not None)
+            with self._lock:
+                self._runs.get_or(key, lambda: run)
+            return self._with_difference(run, base)
 
+    def _start_fusion(self, gkey: tuple, model: ResFPN, shape: tuple[int, ...]) -> None:
+        """Build the fused graph for ``gkey`` in a background thread, once; eager serves meanwhile."""
         with self._lock:
-            run, fresh = self._runs.get_or(key, make)
-        return run if fresh else dataclasses.replace(run, cached=True, build_seconds=0.0)
+            if gkey in self.fusion:
+                return
+            self.fusion[gkey] = "building"
+
+        def build():
+            example = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+            example = example.to(memory_format=torch.channels_last)
+            # Holds the slot: its warm-up forwards take their turn with requests, so the memory
+            # budget still sees one forward at a time.
+            with self._work:
+                try:
+                    graph = compiled.fused_graph(model, example)
+                except compiled.FusionRefused as err:
+                    with self._lock:
+                        self.fusion[gkey] = str(err)
+                    return
+                nbytes = _tensor_bytes(model.state_dict().values())
+                with self._lock:
+                    self._graphs.get_or(gkey, lambda: (graph, nbytes))
+                    self.fusion[gkey] = "ready"
+
+        thread = threading.Thread(target=build, name="resfpn-fuse", daemon=True)
+        self._fusers.append(thread)
+        thread.start()
+
+    def wait_for_fusion(self, timeout: float | None = None) -> None:
+        """Wait until every fused graph started so far is built or refused (tests, benchmarks)."""
+        for thread in list(self._fusers):
+            thread.join(timeout)
+
+    def _with_difference(self, run: Run, base: tuple) -> Run:
+        """``run`` with its measured difference to the cached fp32 run of the same image, if any."""
+        if run.precision == "fp32" or run.difference is not None:
+            return run
+        with self._lock:
+            reference = self._runs.get(base)
+        if reference is None:
+            return run
+        run.difference = relative_difference(run.levels, reference.levels)
+        with self._lock:  # remember it on the cached entry too
+            if run.key in self._runs:
+                self._runs[run.key].difference = run.difference
+        return run
 
     def cached_run(self, key: tuple) -> Run | None:
         """A previous run by its key, or None once it has left the cache."""

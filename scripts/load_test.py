@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Load test for the resfpn explorer: `python app.py` under N concurrent gradio_client clients.
 
 Starts the app as a user does (``python app.py`` on a free port of 127.0.0.1), drives its documented
@@ -15,11 +14,12 @@ Starts the app as a user does (``python app.py`` on a free port of 127.0.0.1), d
 unexpected error and is printed. Then it reports latency per category, the server's peak memory
 (VmHWM) against the memory budget, checks the server still answers, and stops it.
 
-Exit status 0 only when there were no unexpected errors, every bad request got its message and the
-server answered normally afterwards.
+Exit status 0 only when there were no unexpected errors, every bad request got its message, the
+server's peak memory growth stayed within the memory budget, its log holds no traceback other than
+gr.Error refusals, and it was alive and answered normally afterwards.
 
-    python scripts/load_test.py                       # 8 clients x 20 requests, budget 512 MiB
-    python scripts/load_test.py --clients 16 --queue-size 4
+    python -m scripts.load_test                       # 8 clients x 20 requests, budget 512 MiB
+    python -m scripts.load_test --clients 16 --queue-size 4
 """
 
 from __future__ import annotations
@@ -41,12 +41,15 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from gradio_client.utils import QueueError
 
-import serve  # scripts/serve.py, beside this file
+from bench.harness import MemorySampler, mib, percentile, proc_status
+from resfpn import Config
+from resfpn.engine import cached_trace
+from resfpn.limits import Limits, memory_estimate
+from scripts import serve
 
 ROOT = serve.ROOT
 EXAMPLES = sorted((ROOT / "assets" / "examples").glob("*.jpg"))
 GENERIC = "has not enabled verbose error reporting"
-DEFAULT_BUDGET = 8 * 2**30  # resfpn.limits.Limits.memory_budget, used only if resfpn cannot be imported
 CATEGORIES = ("shape", "run", "bad-config", "bad-run", "bad-image")
 
 R50 = {"widths": [256, 512, 1024, 2048], "blocks": [3, 4, 6, 3], "block": "bottleneck", "policy": "match"}
@@ -283,61 +286,15 @@ def start_server(env: dict[str, str], log_path: Path, timeout: float) -> tuple[s
 stop_server = serve.stop
 
 
-def proc_memory(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM of ``pid`` in bytes ({} once it has gone)."""
-    out = {}
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = int(value.split()[0]) * 1024
-    except OSError:
-        pass
-    return out
-
-
-class MemorySampler(threading.Thread):
-    def __init__(self, pid: int, every: float = 0.25):
-        super().__init__(daemon=True)
-        self.pid, self.every = pid, every
-        self.peak_rss = self.peak_hwm = 0
-        self.samples = 0
-        self._halt = threading.Event()
-
-    def sample(self) -> None:
-        m = proc_memory(self.pid)
-        if m:
-            self.samples += 1
-            self.peak_rss = max(self.peak_rss, m.get("VmRSS", 0))
-            self.peak_hwm = max(self.peak_hwm, m.get("VmHWM", 0))
-
-    def run(self) -> None:
-        while not self._halt.wait(self.every):
-            self.sample()
-
-    def stop(self) -> None:
-        self._halt.set()
-        self.join(timeout=5)
-        self.sample()
-
-
 def memory_budget(budget_mb: float | None) -> tuple[int, str]:
     if budget_mb:
         return int(budget_mb * 2**20), f"RESFPN_MEMORY_BUDGET_MB={budget_mb:g}"
-    try:
-        from resfpn.limits import Limits  # imports torch; only when no budget was given
-
-        return Limits.from_env().memory_budget, "resfpn.limits.Limits.from_env()"
-    except Exception:  # noqa: BLE001
-        env = os.environ.get("RESFPN_MEMORY_BUDGET_MB")
-        return (int(float(env) * 2**20), "RESFPN_MEMORY_BUDGET_MB") if env else (DEFAULT_BUDGET, "default")
+    return Limits.from_env().memory_budget, "resfpn.limits.Limits.from_env()"
 
 
 def estimate(report: dict) -> int:
-    """resfpn.limits.memory_estimate from a trace report: parameters + input + activation peak (float32)."""
-    c = report["config"]
-    return (4 * report["params"]["total"] + 4 * c["batch"] * c["input_channels"] * c["input_height"]
-            * c["input_width"] + report["activation_bytes"]["peak_estimate"])
+    """The server's own estimate for a run of the report's configuration (``resfpn.limits.memory_estimate``)."""
+    return memory_estimate(cached_trace(Config.from_dict(report["config"])))
 
 
 def pick_guard(client: Client, budget: int) -> tuple[dict | None, int]:
@@ -355,15 +312,6 @@ def pick_guard(client: Client, budget: int) -> tuple[dict | None, int]:
 
 # ---------------------------------------------------------------------------------------------
 # Report.
-
-
-def pct(values: list[float], q: float) -> float:
-    v = sorted(values)
-    return v[min(len(v) - 1, max(0, round(q / 100 * (len(v) - 1))))] if v else float("nan")
-
-
-def mib(n: float) -> str:
-    return f"{n / 2**20:.0f} MiB"
 
 
 def server_problems(log_path: Path) -> list[str]:
@@ -420,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         # The app loads torch after it starts serving: measure growth from a warmed-up server
         # (one tiny run), so the figure is the model work the budget is meant to bound.
         probe.predict({"input_height": 32, "input_width": 32}, handle_file(str(EXAMPLES[0])), api_name="/analyze")
-        baseline = proc_memory(proc.pid)
+        baseline = proc_status(proc.pid)
         sampler = MemorySampler(proc.pid)
         sampler.start()
         if guard:
@@ -474,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as err:  # noqa: BLE001
             after.append((f"{type(err).__name__}: {err}", False))
         alive = proc.poll() is None
-        final = proc_memory(proc.pid)
+        final = proc_status(proc.pid)
     finally:
         if proc is not None:
             stop_server(proc)
@@ -500,10 +448,10 @@ def main(argv: list[str] | None = None) -> int:
         every += lat[c]
         b = by[c]
         print(f"{c:<11}{sent[c]:>6}{b['ok']:>6}{b['answered']:>10}{b['busy']:>6}{b['unexpected']:>12}"
-              f"{pct(lat[c], 50):>9.3f}{pct(lat[c], 95):>9.3f}{max(lat[c], default=float('nan')):>9.3f}")
+              f"{percentile(lat[c], 50):>9.3f}{percentile(lat[c], 95):>9.3f}{max(lat[c], default=float('nan')):>9.3f}")
     tot = {k: sum(by[c][k] for c in CATEGORIES) for k in ("ok", "answered", "busy", "unexpected")}
     print(f"{'all':<11}{len(outcomes):>6}{tot['ok']:>6}{tot['answered']:>10}{tot['busy']:>6}{tot['unexpected']:>12}"
-          f"{pct(every, 50):>9.3f}{pct(every, 95):>9.3f}{max(every, default=float('nan')):>9.3f}")
+          f"{percentile(every, 50):>9.3f}{percentile(every, 95):>9.3f}{max(every, default=float('nan')):>9.3f}")
     print(f"(shape answers with the expected mismatch set: {mismatches}; latency excludes busy answers)")
 
     unexpected = [o for o in outcomes if o.status == "unexpected"]
@@ -518,10 +466,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  - [{o.request.category}/{o.request.name}] config={_short(o.request.config, 120)}"
               f"{' image=' + Path(o.request.image).name if o.request.image else ''}: {o.detail}")
 
-    missing = sorted({r.name for r in bad} - {o.request.name for o in outcomes if o.status == "answered"})
-    print(f"\nbad requests: {len({o.request.name for o in outcomes if o.request.expect_error})} kinds sent, "
-          f"{len(bad) - len(missing)} of {len(bad)} got their message"
-          + (f"; without it: {', '.join(missing)}" if missing else ""))
+    sent_bad = {o.request.name for o in outcomes if o.request.expect_error}
+    missing = sorted(sent_bad - {o.request.name for o in outcomes if o.status == "answered"})
+    print(f"\nbad requests: {len(sent_bad)} of {len(bad)} kinds sent, {len(sent_bad) - len(missing)} of them got "
+          f"their message" + (f"; without it: {', '.join(missing)}" if missing else ""))
 
     peak_hwm = max(sampler.peak_hwm, final.get("VmHWM", 0))
     base = baseline.get("VmRSS", 0)
@@ -541,11 +489,29 @@ def main(argv: list[str] | None = None) -> int:
     print(f"server log: {len(tracebacks)} traceback(s): {len(refusals)} of them gr.Error refusals (gradio logs "
           f"those), {len(problems)} other exception(s)" + "".join(f"\n  - {p}" for p in problems[:20]))
 
-    busy_bad = tot["busy"] and not small_queue
-    passed = (not unexpected and not connect_errors and not missing and not hung and alive
-              and all(g for _, g in after) and not busy_bad)
-    print(f"\nresult: {'PASS' if passed else 'FAIL'}")
-    return 0 if passed else 1
+    reasons = failures(growth=peak_hwm - base, budget=budget, server_tracebacks=problems, alive=alive,
+                       unexpected=len(unexpected) + len(connect_errors), missing=missing, hung=hung,
+                       after_ok=all(g for _, g in after), busy=bool(tot["busy"] and not small_queue))
+    for why in reasons:
+        print(f"FAIL: {why}")
+    print(f"\nresult: {'FAIL' if reasons else 'PASS'}")
+    return 1 if reasons else 0
+
+
+def failures(growth: int, budget: int, server_tracebacks: list[str], alive: bool, unexpected: int,
+             missing: list[str], hung: int, after_ok: bool, busy: bool) -> list[str]:
+    """Why the load test fails ([] when it passes): each condition the exit status stands for."""
+    checks = [
+        (growth > budget, f"peak memory growth {mib(growth)} above the budget {mib(budget)}"),
+        (bool(server_tracebacks), f"{len(server_tracebacks)} server traceback(s) that are not gr.Error refusals"),
+        (not alive, "the server died"),
+        (unexpected > 0, f"{unexpected} unexpected answer(s)"),
+        (bool(missing), f"bad requests without their message: {', '.join(missing)}"),
+        (hung > 0, f"{hung} client thread(s) still running"),
+        (not after_ok, "the server did not answer normally after the load"),
+        (busy, "'Queue is full' with a queue larger than the number of clients"),
+    ]
+    return [why for failed, why in checks if failed]
 
 
 if __name__ == "__main__":

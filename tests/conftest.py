@@ -1,12 +1,9 @@
-import sys
 from pathlib import Path
 
 import pytest
 
 from resfpn import Config
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-import serve  # noqa: E402  (scripts/serve.py: how tests, bench and load test start the app)
+from scripts import serve  # how tests, bench and load test start the app
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 

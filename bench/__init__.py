@@ -1,0 +1,1 @@
+"""resfpn's benchmark (``python -m bench.bench``) and the helpers it shares with the load test."""
