@@ -22,6 +22,7 @@ from .backbone import Stem
 from .config import Config
 from .fpn import TopDownResize
 from .model import PadToMultiple, ResFPN, build_model
+from .receptive import FieldMap, FieldTape
 
 PARTS = ("stem", "layer1", "layer2", "layer3", "layer4", "fpn.lateral", "fpn.output", "fpn.extra")
 BACKBONE_PARTS = PARTS[:5]
@@ -37,9 +38,10 @@ class ModuleRecord:
     out_shape: tuple[int, ...] | None = None
     params: int = 0
     macs: int = 0
-    receptive_field: int | None = None
+    receptive_field: int | None = None  # exact: the largest field over positions (see resfpn.receptive)
     kernel: int | None = None  # effective kernel size of a conv or pool, None for other kinds
     stride: int | None = None
+    receptive_field_range: tuple[int, int] | None = None  # (min, max) over positions and both axes
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -50,6 +52,7 @@ class ModuleRecord:
             "params": self.params,
             "macs": self.macs,
             "receptive_field": self.receptive_field,
+            "receptive_field_range": list(self.receptive_field_range) if self.receptive_field_range else None,
             "kernel": self.kernel,
             "stride": self.stride,
         }
@@ -62,15 +65,19 @@ class LevelRecord:
     name: str
     shape: tuple[int, int, int, int]
     stride: int
-    receptive_field: int  # theoretical, in input pixels, along the longest path
+    receptive_field: int  # exact theoretical field in input pixels: the largest over positions
     bytes: int
     module: str
+    receptive_field_range: tuple[int, int] = (0, 0)  # (min, max) over positions and both axes
+    receptive_field_axes: dict[str, list[int]] = field(default_factory=dict)  # {"height": [min, max], "width": ..}
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "shape": list(self.shape),
             "stride": self.stride,
             "receptive_field": self.receptive_field,
+            "receptive_field_range": list(self.receptive_field_range),
+            "receptive_field_axes": self.receptive_field_axes,
             "bytes": self.bytes,
             "module": self.module,
         }
@@ -112,6 +119,7 @@ class Trace:
     params: PartCounts
     macs: PartCounts
     declared: dict[str, tuple[int, int]] = field(default_factory=dict)  # level -> (channels, stride)
+    fields: dict[str, FieldMap] = field(default_factory=dict)  # level -> exact field of every cell
 
     @property
     def ok(self) -> bool:
@@ -230,17 +238,11 @@ class _Recorder:
         self.additions: list[AddRecord] = []
         self.backbone_input: tuple[int, ...] | None = None
         self._open: dict[int, list[ModuleRecord]] = {}
-        self._rf: dict[int, tuple[int, float]] = {}  # id(tensor) -> (receptive field, jump)
-        self._keep: list[torch.Tensor] = []  # keeps ids unique while the trace runs
+        self.tape = FieldTape()  # every op's tensors, for the exact receptive fields (resfpn.receptive)
+        self._out_id: list[tuple[ModuleRecord, int]] = []
+        self._level_id: dict[str, int] = {}
         self._level_of = {m: lvl for lvl, m in model.level_modules().items()}
         self._stride = {k: v.stride for k, v in model.output_shape().items()}
-
-    def rf_of(self, t: torch.Tensor) -> tuple[int, float]:
-        return self._rf.get(id(t), (1, 1.0))
-
-    def _set_rf(self, t: torch.Tensor, rf: tuple[int, float]) -> None:
-        self._rf[id(t)] = rf
-        self._keep.append(t)
 
     def pre(self, name: str, module: nn.Module, args: tuple) -> None:
         x = args[0]
@@ -260,36 +262,37 @@ class _Recorder:
             return
         x = args[0]
         if isinstance(out, torch.Tensor):
-            rf, jump = self.rf_of(x)
-            geometry = self._facts[id(module)].geometry
-            if geometry is not None:
-                k, s = geometry
-                self._set_rf(out, (rf + (k - 1) * int(jump), jump * s))
-            elif isinstance(module, TopDownResize):
-                grow = int(jump) if module.mode == "bilinear" else 0
-                self._set_rf(out, (rf + grow, jump / 2))
-            elif id(out) not in self._rf:
-                self._set_rf(out, (rf, jump))
+            self.tape.module(module, args, out)
             stack = self._open.get(id(module))
             if stack:
                 rec = stack.pop()
                 rec.out_shape = tuple(out.shape)
-                rec.receptive_field = self.rf_of(out)[0]
+                self._out_id.append((rec, id(out)))
                 if isinstance(module, nn.Conv2d):
                     flops = conv_flop_count(list(x.shape), list(module.weight.shape), list(out.shape))
                     rec.macs = flops // 2
             level = self._level_of.get(name)
             if level is not None:
-                rf, _ = self.rf_of(out)
+                self._level_id[level] = id(out)
                 self.levels[level] = LevelRecord(
-                    level, tuple(out.shape), self._stride[level], rf, out.numel() * out.element_size(), name
+                    level, tuple(out.shape), self._stride[level], 0, out.numel() * out.element_size(), name
                 )
 
     def on_add(self, record: AddRecord, a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None) -> None:
         self.additions.append(record)
         if out is not None:
-            (ra, ja), (rb, jb) = self.rf_of(a), self.rf_of(b)
-            self._set_rf(out, (max(ra, rb), min(ja, jb)))
+            self.tape.add(a, b, out)
+
+    def fill_receptive_fields(self) -> dict[str, FieldMap]:
+        """Solve the tape and write every module's and level's exact field; returns the level fields."""
+        fields = self.tape.solve()
+        for rec, out in self._out_id:
+            rec.receptive_field_range = fields[out].range
+            rec.receptive_field = fields[out].max
+        for level, out in self._level_id.items():
+            lv, f = self.levels[level], fields[out]
+            lv.receptive_field, lv.receptive_field_range, lv.receptive_field_axes = f.max, f.range, f.axes
+        return {level: fields[out] for level, out in self._level_id.items()}
 
 
 @dataclass(frozen=True)
@@ -334,12 +337,15 @@ def trace(config: Config) -> Trace:
     mismatch = None
     try:
         with torch.inference_mode():
-            model(torch.empty(config.input_shape, device="meta"))
+            x = torch.empty(config.input_shape, device="meta")
+            rec.tape.set_input(x)
+            model(x)
     except ShapeMismatchError as err:
         mismatch = err
     finally:
         add_module._observer.reset(observer)
         _active.reset(token)
+    fields = rec.fill_receptive_fields()
     macs = dict.fromkeys(PARTS, 0)
     for m in rec.modules:
         if m.kind == "conv":
@@ -356,6 +362,7 @@ def trace(config: Config) -> Trace:
         params=params,
         macs=PartCounts(macs),
         declared=declared,
+        fields=dict(sorted(fields.items(), key=lambda kv: (kv[0][0] != "C", kv[0]))),
     )
 
 
