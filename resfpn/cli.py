@@ -8,6 +8,7 @@ import sys
 
 from .add import format_shape
 from .config import P6_SOURCES, POLICIES, PRESETS, SKIP_OPTIONS, Config, ConfigError
+from .receptive import format_range
 from .tracing import Trace, trace
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
@@ -100,7 +101,7 @@ def format_report(t: Trace) -> str:
         if lv is None:
             lines.append(f"{name:<6} {'(not reached)':<18}")
             continue
-        lines.append(f"{name:<6} {format_shape(lv.shape):<18} {lv.stride:>6} {lv.receptive_field:>11} px "
+        lines.append(f"{name:<6} {format_shape(lv.shape):<18} {lv.stride:>6} {format_range(*lv.receptive_field_range):>11} px "
                      f"{_mib(lv.bytes):>12}")
     lines += ["", "additions (element-wise: both operands must have identical shapes)"]
     for a in t.additions:

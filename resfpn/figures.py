@@ -612,7 +612,10 @@ def level_bars_figure(t: Trace) -> go.Figure:
     _bar(fig, 1, 1, names, s["channels"], [str(c) for c in s["channels"]], colors, hover)
     _bar(fig, 1, 2, names, s["positions"], s["hw"], colors, hover)
     _bar(fig, 2, 1, names, s["mib"], [_short(m) for m in s["mib"]], colors, hover)
-    _bar(fig, 2, 2, names, s["rf"], [str(r) if r else "" for r in s["rf"]], colors, hover)
+    # Where the field depends on the cell's position, the label shows the range ("435–467").
+    rf_text = [f"{lv.receptive_field_range[0]}–{r}" if r and lv.receptive_field_range[0] != r else (str(r) if r else "")
+               for r, lv in zip(s["rf"], (t.levels.get(n) for n in names))]
+    _bar(fig, 2, 2, names, s["rf"], rf_text, colors, hover)
     parts = [p for p in t.params.parts if t.params.parts[p] or t.macs.parts[p]]
     labels = [PART_LABEL.get(p, p) for p in parts]
     part_colors = [LEVEL_COLOR["P" if p.startswith("fpn") else "C"] for p in parts]
