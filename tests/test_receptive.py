@@ -269,3 +269,12 @@ def test_backward_memory_estimate_bounds_what_autograd_saves():
     with pytest.raises(LimitError, match=r"effective receptive field at 128×160 would need about"):
         Limits(memory_budget=estimate - 1).check_backward(trace(config))
     assert Limits(memory_budget=estimate).check_backward(trace(config)) == estimate
+
+
+def test_level_bars_label_ranges():
+    from resfpn.figures import level_bars_figure
+
+    fig = level_bars_figure(trace(Config()))
+    rf_bars = next(tr for tr in fig.data if list(tr.x)[:1] == ["C2"] and "435" in list(tr.text))
+    labels = dict(zip(rf_bars.x, rf_bars.text))
+    assert labels["P2"] == labels["P3"] == "435–467" and labels["C5"] == "435" and labels["P4"] == "467"
