@@ -126,6 +126,7 @@ class FieldTape:
         self.ops: list[tuple] = []  # (kind, out_id, in_ids, per-axis params)
         self.sizes: dict[int, tuple[int, int]] = {}
         self.root: int | None = None
+        self.gaps = 0  # unions whose pieces neither overlap nor touch (a field with holes); 0 for every design here
         self._keep: list[torch.Tensor] = []  # keeps ids unique while the tape is alive
 
     def _seen(self, t: torch.Tensor) -> int:
@@ -211,6 +212,8 @@ class FieldTape:
                 lo = hi = None
                 for j in range(w.k):
                     sl = slice(base + w.d * j, base + w.d * j + (m - 1) * w.s + 1, w.s)
+                    if lo is not None:
+                        self._count_gaps(lo, hi, los[x][sl], his[x][sl])
                     lo = los[x][sl] if lo is None else np.minimum(lo, los[x][sl])
                     hi = his[x][sl] if hi is None else np.maximum(hi, his[x][sl])
             elif kind == "resize":
@@ -219,10 +222,12 @@ class FieldTape:
                 # Parents of one output are a contiguous run; take every one of them (nearest: 1, bilinear: ≤ 2).
                 for step in range(1, int((phi - plo).max()) + 1):
                     p = np.minimum(plo + step, phi) - start[x]
+                    self._count_gaps(lo, hi, los[x][p], his[x][p])
                     lo, hi = np.minimum(lo, los[x][p]), np.maximum(hi, his[x][p])
             elif kind == "add":
                 y = ins[1]
                 sx, sy = slice(a - start[x], b - start[x]), slice(a - start[y], b - start[y])
+                self._count_gaps(los[x][sx], his[x][sx], los[y][sy], his[y][sy])
                 lo = np.minimum(los[x][sx], los[y][sy])
                 hi = np.maximum(his[x][sx], his[y][sy])
             else:
@@ -230,6 +235,10 @@ class FieldTape:
                 lo, hi = los[x][sl], his[x][sl]
             start[out], los[out], his[out] = a, lo, hi
         return {t: AxisField(los[t][-start[t]: n[t] - start[t]], his[t][-start[t]: n[t] - start[t]]) for t in n}
+
+
+    def _count_gaps(self, lo: np.ndarray, hi: np.ndarray, lo2: np.ndarray, hi2: np.ndarray) -> None:
+        self.gaps += int(((lo2 > hi + 1) | (hi2 < lo - 1)).sum())
 
 
 def _resize_parents(r: _Resize, n_in: int, n_out: int, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:

@@ -108,6 +108,25 @@ def _dependencies(config: Config, axis: int) -> dict[str, np.ndarray]:
     return {k: torch.cat(v).numpy() for k, v in found.items()}
 
 
+def _tape(config: Config):
+    """The field tape of one trace (the recorder builds it; tap it as the trace solves it)."""
+    from resfpn import tracing
+
+    seen = []
+    original = tracing._Recorder.fill_receptive_fields
+
+    def keep(self):
+        seen.append(self.tape)
+        return original(self)
+
+    tracing._Recorder.fill_receptive_fields = keep
+    try:
+        trace(config)
+    finally:
+        tracing._Recorder.fill_receptive_fields = original
+    return seen[0]
+
+
 LONG = 448
 CASES = [  # (overrides, long side, axis, periodic)
     ({}, LONG, 0, True),
@@ -138,6 +157,8 @@ def test_fields_equal_the_measured_support(overrides, long, axis, periodic):
     config = TINY.replace(**overrides, **size)
     t = trace(config)
     assert t.ok
+    tape = _tape(config)
+    assert tape.gaps == 0  # every union is contiguous: a field is an interval, not a set with holes
     deps = _dependencies(config, axis)
     n = long
     checked = 0
@@ -278,3 +299,18 @@ def test_level_bars_label_ranges():
     rf_bars = next(tr for tr in fig.data if list(tr.x)[:1] == ["C2"] and "435" in list(tr.text))
     labels = dict(zip(rf_bars.x, rf_bars.text))
     assert labels["P2"] == labels["P3"] == "435–467" and labels["C5"] == "435" and labels["P4"] == "467"
+
+
+def test_tape_on_a_bare_conv_stack_and_its_gap_count():
+    from resfpn.receptive import FieldTape
+
+    tape = FieldTape()
+    x = torch.empty(1, 1, 20, 10, device="meta")
+    tape.set_input(x)
+    conv = nn.Conv2d(1, 1, 3, stride=2, padding=1, dilation=(3, 1), device="meta")
+    y = conv(x)
+    tape.module(conv, (x,), y)
+    f = tape.solve()[id(y)]
+    # height: dilation 3 reads rows 2o-1-... : o·2 - 1 + 3j for j < 3, so a 7-row span with holes
+    assert f.box(0, 0) == [-1, -1, 6, 2] and f.h.range == (7, 7) and f.w.range == (3, 3)
+    assert tape.gaps == 2 * (y.shape[2])  # two holes per output row, none along the width
