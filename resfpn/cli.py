@@ -7,7 +7,8 @@ import json
 import sys
 
 from .config import BLOCKS, FPN_FROM, P6_SOURCES, POLICIES, PRESETS, SKIP_OPTIONS, STRIDE_IN, UPSAMPLE, Config, ConfigError
-from .formatting import format_count, format_mib, format_shape
+from .formatting import format_count, format_mib, format_range, format_shape
+
 from .tracing import Trace, trace
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
@@ -89,7 +90,7 @@ def format_report(t: Trace) -> str:
         if lv is None:
             lines.append(f"{name:<6} {'(not reached)':<18}")
             continue
-        lines.append(f"{name:<6} {format_shape(lv.shape):<18} {lv.stride:>6} {lv.receptive_field:>11} px "
+        lines.append(f"{name:<6} {format_shape(lv.shape):<18} {lv.stride:>6} {format_range(*lv.receptive_field_range):>11} px "
                      f"{format_mib(lv.bytes):>12}")
     lines += ["", "additions (element-wise: both operands must have identical shapes)"]
     for a in t.additions:

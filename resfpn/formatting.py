@@ -32,3 +32,8 @@ def format_mib(n: float, digits: int = 2) -> str:
 def ceil_div(a: int, b: int) -> int:
     """``ceil(a / b)`` in integers, e.g. rows of a stride-``b`` level for an input of ``a`` rows."""
     return -(-a // b)
+
+
+def format_range(lo: int, hi: int) -> str:
+    """``'435–467'`` where a value depends on the position, else ``'435'``."""
+    return f"{lo}" if lo == hi else f"{lo}–{hi}"

@@ -73,6 +73,19 @@ class Limits:
             )
         return estimate
 
+    def check_backward(self, t: Trace) -> int:
+        """Like ``check_run``, for a forward with autograd and one input-gradient backward (the
+        effective receptive field); returns the estimate in bytes."""
+        self.check_run(t)
+        estimate = backward_memory_estimate(t)
+        if estimate > self.memory_budget:
+            raise LimitError(
+                f"the effective receptive field at {t.config.input_height}×{t.config.input_width} would need about "
+                f"{estimate / 2**20:,.0f} MiB (a forward that keeps its activations for the backward pass), above "
+                f"this server's budget of {self.memory_budget / 2**20:,.0f} MiB; use a smaller input or narrower widths"
+            )
+        return estimate
+
 
 def serving_overhead(t: Trace, image_pixels: int = 0) -> int:
     """Bytes a served run needs beside the forward (``memory_estimate``), which the guard adds to it.
@@ -83,6 +96,31 @@ def serving_overhead(t: Trace, image_pixels: int = 0) -> int:
     """
     largest = max(t.activation_bytes["levels"].values(), default=0)
     return 8 * image_pixels + 4 * largest + sum(t.activation_bytes["levels"].values())
+
+
+def backward_memory_estimate(t: Trace) -> int:
+    """Bytes a float32 forward + input-gradient backward needs: ``memory_estimate`` plus what autograd
+    saves (conv and BN inputs, ReLU outputs, max-pool inputs and int64 indices) and three gradient
+    buffers of the largest tensor. An upper bound: tensors autograd shares are counted once per user."""
+    saved, largest = 0, 0
+    for m in t.modules:
+        if m.out_shape is None:
+            continue
+        if m.kind in ("conv", "bn"):
+            saved += _bytes(m.in_shape)
+        elif m.kind == "relu":
+            saved += _bytes(m.out_shape)
+        elif m.kind == "maxpool":
+            saved += _bytes(m.in_shape) + 2 * _bytes(m.out_shape)
+        largest = max(largest, _bytes(m.out_shape))
+    return memory_estimate(t) + saved + 3 * largest
+
+
+def _bytes(shape: tuple[int, ...]) -> int:
+    n = 4
+    for s in shape:
+        n *= s
+    return n
 
 
 def memory_estimate(t: Trace) -> int:

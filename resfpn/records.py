@@ -13,6 +13,7 @@ from .add import AddRecord, ShapeMismatchError
 from .config import Config
 from .fpn import merge_site
 from .modelmap import ModelMap
+from .receptive import FieldMap
 
 
 @dataclass
@@ -25,9 +26,10 @@ class ModuleRecord:
     out_shape: tuple[int, ...] | None = None
     params: int = 0
     macs: int = 0
-    receptive_field: int | None = None
+    receptive_field: int | None = None  # exact: the largest field over positions (see resfpn.receptive)
     kernel: int | None = None  # effective kernel size of a conv or pool, None for other kinds
     stride: int | None = None
+    receptive_field_range: tuple[int, int] | None = None  # (min, max) over positions and both axes
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -38,6 +40,7 @@ class ModuleRecord:
             "params": self.params,
             "macs": self.macs,
             "receptive_field": self.receptive_field,
+            "receptive_field_range": list(self.receptive_field_range) if self.receptive_field_range else None,
             "kernel": self.kernel,
             "stride": self.stride,
         }
@@ -50,15 +53,19 @@ class LevelRecord:
     name: str
     shape: tuple[int, int, int, int]
     stride: int
-    receptive_field: int  # theoretical, in input pixels, along the longest path
+    receptive_field: int  # exact theoretical field in input pixels: the largest over positions
     bytes: int
     module: str
+    receptive_field_range: tuple[int, int] = (0, 0)  # (min, max) over positions and both axes
+    receptive_field_axes: dict[str, list[int]] = field(default_factory=dict)  # {"height": [min, max], "width": ..}
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "shape": list(self.shape),
             "stride": self.stride,
             "receptive_field": self.receptive_field,
+            "receptive_field_range": list(self.receptive_field_range),
+            "receptive_field_axes": self.receptive_field_axes,
             "bytes": self.bytes,
             "module": self.module,
         }
@@ -101,6 +108,7 @@ class Trace:
     macs: PartCounts
     map: ModelMap = field(default_factory=ModelMap)
     add_modules: list[str] = field(default_factory=list)  # the module whose forward made each addition
+    fields: dict[str, FieldMap] = field(default_factory=dict)  # level -> exact field of every cell
 
     @property
     def ok(self) -> bool:

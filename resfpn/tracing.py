@@ -19,10 +19,10 @@ from . import add as add_module
 from .add import AddRecord, ShapeMismatchError
 from .blocks import ZeroPadShortcut
 from .config import Config
-from .fpn import TopDownResize
 from .model import ResFPN, build_model
 from .modelmap import ModelMap, map_model
 from .records import LevelRecord, ModuleRecord, PartCounts, Trace
+from .receptive import FieldMap, FieldTape
 
 __all__ = ["LevelRecord", "ModuleRecord", "PartCounts", "Trace", "count_params", "trace"]
 
@@ -74,17 +74,11 @@ class _Recorder:
         self.add_modules: list[str] = []  # per addition, the innermost module running when it was made
         self._running: list[str] = []
         self._open: dict[int, list[ModuleRecord]] = {}
-        self._rf: dict[int, tuple[int, float]] = {}  # id(tensor) -> (receptive field, jump)
-        self._keep: list[torch.Tensor] = []  # keeps ids unique while the trace runs
+        self.tape = FieldTape()  # every op's tensors, for the exact receptive fields (resfpn.receptive)
+        self._out_id: list[tuple[ModuleRecord, int]] = []
+        self._level_id: dict[str, int] = {}
         self._level_of = {m: lvl for lvl, m in model.level_modules().items()}
         self._stride = {k: v.stride for k, v in model.output_shape().items()}
-
-    def rf_of(self, t: torch.Tensor) -> tuple[int, float]:
-        return self._rf.get(id(t), (1, 1.0))
-
-    def _set_rf(self, t: torch.Tensor, rf: tuple[int, float]) -> None:
-        self._rf[id(t)] = rf
-        self._keep.append(t)
 
     def pre(self, name: str, module: nn.Module, args: tuple) -> None:
         self._running.append(name)
@@ -106,37 +100,38 @@ class _Recorder:
             return
         x = args[0]
         if isinstance(out, torch.Tensor):
-            rf, jump = self.rf_of(x)
-            geometry = self._facts[id(module)].geometry
-            if geometry is not None:
-                k, s = geometry
-                self._set_rf(out, (rf + (k - 1) * int(jump), jump * s))
-            elif isinstance(module, TopDownResize):
-                grow = int(jump) if module.mode == "bilinear" else 0
-                self._set_rf(out, (rf + grow, jump / 2))
-            elif id(out) not in self._rf:
-                self._set_rf(out, (rf, jump))
+            self.tape.module(module, args, out)
             stack = self._open.get(id(module))
             if stack:
                 rec = stack.pop()
                 rec.out_shape = tuple(out.shape)
-                rec.receptive_field = self.rf_of(out)[0]
+                self._out_id.append((rec, id(out)))
                 if isinstance(module, nn.Conv2d):
                     flops = conv_flop_count(list(x.shape), list(module.weight.shape), list(out.shape))
                     rec.macs = flops // 2
             level = self._level_of.get(name)
             if level is not None:
-                rf, _ = self.rf_of(out)
+                self._level_id[level] = id(out)
                 self.levels[level] = LevelRecord(
-                    level, tuple(out.shape), self._stride[level], rf, out.numel() * out.element_size(), name
+                    level, tuple(out.shape), self._stride[level], 0, out.numel() * out.element_size(), name
                 )
 
     def on_add(self, record: AddRecord, a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None) -> None:
         self.additions.append(record)
         self.add_modules.append(self._running[-1] if self._running else "")
         if out is not None:
-            (ra, ja), (rb, jb) = self.rf_of(a), self.rf_of(b)
-            self._set_rf(out, (max(ra, rb), min(ja, jb)))
+            self.tape.add(a, b, out)
+
+    def fill_receptive_fields(self) -> dict[str, FieldMap]:
+        """Solve the tape and write every module's and level's exact field; returns the level fields."""
+        fields = self.tape.solve()
+        for rec, out in self._out_id:
+            rec.receptive_field_range = fields[out].range
+            rec.receptive_field = fields[out].max
+        for level, out in self._level_id.items():
+            lv, f = self.levels[level], fields[out]
+            lv.receptive_field, lv.receptive_field_range, lv.receptive_field_axes = f.max, f.range, f.axes
+        return {level: fields[out] for level, out in self._level_id.items()}
 
 
 @dataclass(frozen=True)
@@ -181,12 +176,15 @@ def trace(config: Config) -> Trace:
     mismatch = None
     try:
         with torch.inference_mode():
-            model(torch.empty(config.input_shape, device="meta"))
+            x = torch.empty(config.input_shape, device="meta")
+            rec.tape.set_input(x)
+            model(x)
     except ShapeMismatchError as err:
         mismatch = err
     finally:
         add_module._observer.reset(observer)
         _active.reset(token)
+    fields = rec.fill_receptive_fields()
     macs = dict.fromkeys(params.parts, 0)
     for m in rec.modules:
         if m.kind == "conv":
@@ -203,6 +201,7 @@ def trace(config: Config) -> Trace:
         macs=PartCounts(macs),
         map=where,
         add_modules=rec.add_modules,
+        fields=dict(sorted(fields.items(), key=lambda kv: (kv[0][0] != "C", kv[0]))),
     )
 
 

@@ -133,12 +133,13 @@ def test_macs_agree_with_torch_flop_counter_on_a_real_forward(tiny):
 
 
 def test_receptive_fields_of_the_reference_design():
-    # Hand arithmetic: r += (k-1)·j, j *= s. Stem 7/2 → r7 j2, pool 3/2 → r11 j4, then 3×3 convs.
-    # C5 = 435 is the commonly quoted ResNet-18 figure. Nearest upsampling adds nothing; each
-    # 3×3 output conv adds 2·stride; P6 is a 3×3 stride-2 conv on P5.
+    # Exact fields (resfpn.receptive, checked against gradient supports in test_receptive.py).
+    # C5 = 435 is the commonly quoted ResNet-18 figure. Nearest upsampling makes P2 and P3 depend on
+    # where the cell sits: 435 inside one C5 parent, 467 straddling two (the old recurrence said 443/451).
     t = trace(Config())
     rf = {k: v.receptive_field for k, v in t.levels.items()}
-    assert rf == {"C2": 43, "C3": 99, "C4": 211, "C5": 435, "P2": 443, "P3": 451, "P4": 467, "P5": 499, "P6": 563}
+    assert rf == {"C2": 43, "C3": 99, "C4": 211, "C5": 435, "P2": 467, "P3": 467, "P4": 467, "P5": 499, "P6": 563}
+    assert t.levels["P2"].receptive_field_range == t.levels["P3"].receptive_field_range == (435, 467)
 
 
 def test_bilinear_upsampling_widens_the_receptive_field():

@@ -8,7 +8,7 @@ from dataclasses import field
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..formatting import format_count, format_shape
+from ..formatting import format_count, format_range, format_shape
 from ..records import Trace
 from ._style import GRID, INK, LEVEL_COLOR, MUTED, OFF, PART_LABEL, card_layout, short_number
 
@@ -69,7 +69,9 @@ def level_bars_figure(t: Trace) -> go.Figure:
     _bar(fig, 1, 1, names, s["channels"], [str(c) for c in s["channels"]], colors, hover)
     _bar(fig, 1, 2, names, s["positions"], s["hw"], colors, hover)
     _bar(fig, 2, 1, names, s["mib"], [short_number(m) for m in s["mib"]], colors, hover)
-    _bar(fig, 2, 2, names, s["rf"], [str(r) if r else "" for r in s["rf"]], colors, hover)
+    # Where the field depends on the cell's position, the label shows the range ("435–467").
+    rf_text = [format_range(*t.levels[n].receptive_field_range) if n in t.levels else "" for n in names]
+    _bar(fig, 2, 2, names, s["rf"], rf_text, colors, hover)
     parts = [p for p in t.params.parts if t.params.parts[p] or t.macs.parts[p]]
     labels = [PART_LABEL.get(p, p) for p in parts]
     part_colors = [LEVEL_COLOR["P" if p.startswith("fpn") else "C"] for p in parts]
