@@ -210,6 +210,7 @@ def check_complete(model: ResFPN, state_dict: Mapping[str, torch.Tensor], parts:
         filled.add(ours)
     missing = [k for k in own if k.startswith(parts) and k not in filled and not k.endswith("num_batches_tracked")]
     if missing or unexpected or wrong:
+        unexpected.sort(key=lambda k: k.endswith("num_batches_tracked"))  # weights first: more telling
         def few(items: list[str]) -> str:
             return ", ".join(items[:6]) + (f" and {len(items) - 6} more" if len(items) > 6 else "")
 
