@@ -46,7 +46,14 @@ class WeightsUnavailable(RuntimeError):
 
 
 class CorruptFile(ValueError):
-    """A cached or downloaded file whose content is not what was published; it is never used."""
+    """A cached or downloaded file whose content is not what was published; it is never used.
+
+    ``paths`` are the cache entries to delete before downloading again (empty for a discarded download).
+    """
+
+    def __init__(self, message: str, paths: tuple[Path, ...] = ()):
+        super().__init__(message)
+        self.paths = paths
 
 
 def download_command(source: Source) -> str:
@@ -167,10 +174,9 @@ def check_hub_blob(path: Path) -> None:
         return
     actual = sha256_of(path)
     if actual != blob:
-        raise CorruptFile(
-            f"cached file {path} is corrupted or truncated: its sha256 is {actual[:16]}…, but the Hub "
-            f"published {blob[:16]}…. It is not used. Delete {path.resolve()} and download it again."
-        )
+        message = (f"cached file {path} is corrupted or truncated: its sha256 is {actual[:16]}…, but the Hub "
+                   f"published {blob[:16]}…. It is not used. Delete {path.resolve()} and download it again.")
+        raise CorruptFile(message, (path, path.resolve()))
 
 
 class _ProgressBar:
@@ -213,15 +219,15 @@ def _bar_factory(callback: Progress | None, deadline: float, max_bytes: int, wha
 
 
 def _download_hub_file(source: Source, progress: Progress | None, timeout: float) -> Path:
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
 
     what = f"{source.repo_id}/{source.filename}"
     cache = hub_cache_dir()
     try:
-        info = hf_hub_download(source.repo_id, source.filename, cache_dir=cache, dry_run=True,
-                               etag_timeout=min(timeout, STALL_S))
-        if info.file_size is not None and info.file_size > source.max_bytes:
-            raise WeightsUnavailable(f"{what} is {info.file_size:,} bytes on the Hub; refused above "
+        # One HEAD, not retried: hf_hub_download itself retries an unreachable Hub with backoff (~25 s).
+        info = get_hf_file_metadata(hf_hub_url(source.repo_id, source.filename), timeout=min(timeout, STALL_S))
+        if info.size is not None and info.size > source.max_bytes:
+            raise WeightsUnavailable(f"{what} is {info.size:,} bytes on the Hub; refused above "
                                      f"{source.max_bytes:,} bytes (published about {source.bytes:,})")
         bar = _bar_factory(progress, time.monotonic() + timeout, source.max_bytes, what)
         path = Path(hf_hub_download(source.repo_id, source.filename, cache_dir=cache, tqdm_class=bar,
@@ -271,11 +277,10 @@ def check_torch_file(path: Path, prefix: str) -> None:
     """
     actual = sha256_of(path)
     if not actual.startswith(prefix):
-        raise CorruptFile(
-            f"cached file {path} is corrupted, truncated or not the published file: its sha256 is "
-            f"{actual[:16]}…, but its name promises {prefix}…. It is not used. Delete it and download "
-            f"it again."
-        )
+        message = (f"cached file {path} is corrupted, truncated or not the published file: its sha256 is "
+                   f"{actual[:16]}…, but its name promises {prefix}…. It is not used. Delete it and download "
+                   f"it again.")
+        raise CorruptFile(message, (path,))
 
 
 def _download_torch_file(source: Source, progress: Progress | None, timeout: float) -> Path:
