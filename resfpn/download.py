@@ -31,7 +31,16 @@ from .pretrained import Source
 # progress(done_bytes, total_bytes or None, description); the app passes a gr.Progress adapter.
 Progress = Callable[[int, "int | None", str], None]
 
-TIMEOUT_S = float(os.environ.get("RESFPN_DOWNLOAD_TIMEOUT", "600"))  # the whole transfer
+
+def _timeout_from_env(default: float = 600.0) -> float:
+    try:
+        value = float(os.environ.get("RESFPN_DOWNLOAD_TIMEOUT", default))
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+TIMEOUT_S = _timeout_from_env()  # seconds for a whole transfer (RESFPN_DOWNLOAD_TIMEOUT)
 STALL_S = 30.0  # no byte for this long: the connection is given up
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]+)\.")  # torch.hub.HASH_REGEX
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
