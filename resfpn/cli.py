@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from . import cli_weights
 from .config import BLOCKS, FPN_FROM, P6_SOURCES, POLICIES, PRESETS, SKIP_OPTIONS, STRIDE_IN, UPSAMPLE, Config, ConfigError
 from .formatting import format_count, format_mib, format_range, format_shape
 
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stem-width", type=int)
     p.add_argument("--batch", type=int)
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
+    cli_weights.add_run_arguments(p)  # --image, --weights, --seed
     return p
 
 
@@ -111,6 +113,9 @@ def format_report(t: Trace) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["download"]:
+        return cli_weights.download_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)  # exits with status 2 and a message on bad arguments
     try:
@@ -120,5 +125,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     t = trace(config)
+    if args.image or args.weights != "random":  # a real run: weights and per-level statistics
+        if not args.image:
+            print(f"{parser.prog}: error: --weights applies to a run: add --image PATH", file=sys.stderr)
+            return EXIT_USAGE
+        try:
+            return cli_weights.run_image(args, config, t, format_report)
+        except cli_weights.run_errors() as err:
+            print(f"{parser.prog}: error: {err}", file=sys.stderr)
+            return EXIT_USAGE
     print(json.dumps(t.to_dict(), indent=2) if args.json else format_report(t))
     return EXIT_OK if t.ok else EXIT_MISMATCH

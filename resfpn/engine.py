@@ -29,6 +29,7 @@ from .images import resize_for_input, to_tensor
 from .model import ResFPN, build_model
 from .runtime import set_torch_threads, usable_cores  # noqa: F401  (re-exported)
 from .precision import Precision, check_precision
+from .pretrained import describe, get_source, load_source
 from .tracing import Trace, trace
 from .weights import LoadResult, load_checkpoint, load_torchvision_weights
 
@@ -41,25 +42,34 @@ def cached_trace(config: Config) -> Trace:
 
 @dataclass(frozen=True)
 class Weights:
-    """Which weights a model gets: seeded random, or a checkpoint file identified by content."""
+    """Which weights a model gets: seeded random, a published source (``resfpn.pretrained.SOURCES``,
+    e.g. "imagenet-resnet50"), or a checkpoint file identified by content. Parts a source or file
+    does not fill keep the seeded random weights of ``seed``."""
 
     seed: int = 0
-    checkpoint: str | None = None  # path of a torchvision checkpoint file
+    checkpoint: str | None = None  # path of a torchvision checkpoint file (.pth or .safetensors)
     digest: str = ""  # sha256 of the checkpoint file, filled in by ``Weights.from_file``
+    source: str | None = None  # a published source's name
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "Weights":
-        return cls(checkpoint=str(path), digest=hashlib.sha256(Path(path).read_bytes()).hexdigest())
+    def from_file(cls, path: str | Path, seed: int = 0) -> "Weights":
+        return cls(seed=seed, checkpoint=str(path), digest=hashlib.sha256(Path(path).read_bytes()).hexdigest())
 
     @property
     def key(self) -> tuple:
-        return ("file", self.digest) if self.checkpoint else ("seed", self.seed)
+        if self.source:
+            return ("source", self.source, self.seed)
+        return ("file", self.digest, self.seed) if self.checkpoint else ("seed", self.seed)
 
     @property
     def label(self) -> str:
+        """Which parts are trained and from where, and the licence, e.g. 'backbone: ImageNet,
+        timm/resnet50.tv_in1k · FPN: seeded random, seed 0 · licence BSD-3-Clause'."""
+        if self.source:
+            return describe(get_source(self.source), self.seed)
         if self.checkpoint:
             return f"checkpoint {Path(self.checkpoint).name} (sha256 {self.digest[:12]}…)"
-        return f"seeded random weights (seed {self.seed})"
+        return describe(None, self.seed)
 
 
 @dataclass
@@ -205,7 +215,9 @@ class Engine:
             start = time.perf_counter()
             model = build_model(architecture_key(config), seed=weights.seed)
             load = None
-            if weights.checkpoint:
+            if weights.source:  # fetched (or downloaded without progress: prefetch with download.fetch)
+                load = load_source(model, get_source(weights.source))
+            elif weights.checkpoint:
                 load = load_torchvision_weights(model, load_checkpoint(weights.checkpoint))
             # The served copy: BN folded into the convs, NHWC memory (oneDNN's fast path on CPU).
             model = fold_batchnorm(model, inplace=True).to(self.device, dtype, memory_format=torch.channels_last)

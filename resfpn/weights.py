@@ -117,13 +117,17 @@ def load_torchvision_weights(model: ResFPN, state_dict: Mapping[str, torch.Tenso
 
 
 def load_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a state dict with ``torch.load(weights_only=True)``: tensors only, no code is unpickled.
+    """Read a state dict: ``.safetensors`` with the safetensors package, anything else with
+    ``torch.load(weights_only=True)``. Neither runs code from the file.
 
-    A ``{"model": ...}`` or ``{"state_dict": ...}`` wrapper is unwrapped.
+    A ``{"model": ...}`` or ``{"state_dict": ...}`` wrapper is unwrapped. A file named
+    ``.safetensors`` must be one: a pickle under that name is refused, not unpickled.
 
     Raises:
         WeightsError: unreadable file, a pickle that would run code, or no tensors inside.
     """
+    if Path(path).suffix.lower() == ".safetensors" or _looks_like_safetensors(path):
+        return read_safetensors(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -140,3 +144,80 @@ def load_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(obj, Mapping) or not any(isinstance(v, torch.Tensor) for v in obj.values()):
         raise WeightsError(f"{Path(path).name} holds no state dict (a mapping of names to tensors)")
     return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+
+
+def _looks_like_safetensors(path: str | Path) -> bool:
+    """A safetensors file starts with an 8-byte little-endian header length, then a JSON object."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError:
+        return False
+    return len(head) == 9 and head[8:9] == b"{" and 2 <= int.from_bytes(head[:8], "little") < 100_000_000
+
+
+def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a ``.safetensors`` file (no pickle, nothing executed); the format checks its header
+    against the file's length, so a truncated file is refused.
+
+    Raises:
+        WeightsError: not a safetensors file (e.g. a pickle under that name), truncated, or no tensors.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    name = Path(path).name
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        with open(path, "rb") as f:
+            head = f.read(2)
+        kind = "a PyTorch zip/pickle" if head == b"PK" else "a Python pickle" if head[:1] == b"\x80" else ""
+        found = f" It is {kind}, which is not read here." if kind else ""
+        raise WeightsError(f"refused {name}: not a valid safetensors file ({_first(err)}).{found}") from None
+    if not tensors:
+        raise WeightsError(f"{name} holds no tensors")
+    return tensors
+
+
+def _first(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def check_complete(model: ResFPN, state_dict: Mapping[str, torch.Tensor], parts: tuple[str, ...],
+                   allowed_extra: tuple[str, ...]) -> None:
+    """Refuse a published checkpoint unless it fills every tensor of ``parts`` and holds nothing else
+    but keys starting with ``allowed_extra``: all or nothing, checked before anything is copied.
+
+    Args:
+        parts: our key prefixes the file must fill, e.g. ``("backbone.",)`` or ``("backbone.", "fpn.")``.
+        allowed_extra: checkpoint key prefixes that may be left unused, e.g. ``("fc.",)`` or ``("head.",)``.
+
+    Raises:
+        WeightsError: naming the missing tensors, the unexpected ones and those of the wrong shape.
+    """
+    own = model.state_dict()
+    filled, unexpected, wrong = set(), [], []
+    for key, value in state_dict.items():
+        ours = translate_key(key, model)
+        if ours is None or ours not in own:
+            if not key.startswith(allowed_extra):
+                unexpected.append(key)
+            continue
+        if tuple(value.shape) != tuple(own[ours].shape):
+            wrong.append(f"{key}: {tuple(value.shape)} vs {tuple(own[ours].shape)}")
+        filled.add(ours)
+    missing = [k for k in own if k.startswith(parts) and k not in filled and not k.endswith("num_batches_tracked")]
+    if missing or unexpected or wrong:
+        unexpected.sort(key=lambda k: k.endswith("num_batches_tracked"))  # weights first: more telling
+        def few(items: list[str]) -> str:
+            return ", ".join(items[:6]) + (f" and {len(items) - 6} more" if len(items) > 6 else "")
+
+        problems = [f"{len(missing)} tensor(s) missing ({few(missing)})" if missing else "",
+                    f"{len(unexpected)} unexpected ({few(unexpected)})" if unexpected else "",
+                    f"{len(wrong)} of the wrong shape ({few(wrong)})" if wrong else ""]
+        raise WeightsError(
+            "checkpoint refused, nothing loaded: it does not fit this architecture: "
+            + "; ".join(p for p in problems if p) + ". It may be truncated, for another model, or not the published file."
+        )
