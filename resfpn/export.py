@@ -81,8 +81,8 @@ def _wrap_items(items: list[str], first: str, indent: str, end: str, width: int 
 def _header(c: Config, shapes: dict[str, tuple[int, ...]]) -> str:
     n, channels, h, w = c.input_shape
     padded = (
-        f"\nWith the 'pad' policy the input is first zero-padded bottom and right to a multiple of {PAD_MULTIPLE}; "
-        "H and W below are the padded sizes."
+        f"\nThe input is first zero-padded bottom and right to a multiple of {PAD_MULTIPLE} (the 'pad' policy);"
+        "\nH and W below are the padded sizes."
         if c.policy == "pad"
         else ""
     )
@@ -112,7 +112,7 @@ def _pad_function() -> str:
     return _code(
         '''
         def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
-            """Zero-pads bottom and right: (N, C, H, W) -> (N, C, H', W'), H' and W' multiples of ``multiple``."""
+            """Zero-pads bottom and right to multiples of ``multiple``: (N, C, H, W) -> (N, C, H', W')."""
             pad_h, pad_w = -x.shape[-2] % multiple, -x.shape[-1] % multiple
             return F.pad(x, (0, pad_w, 0, pad_h)) if pad_h or pad_w else x
         '''
@@ -322,7 +322,7 @@ def _merge(c: Config) -> str:
             f'''
             @staticmethod
             def merge(lateral: torch.Tensor, coarser: torch.Tensor) -> torch.Tensor:
-                """The top-down step: ``coarser`` upsampled ×2, added to ``lateral`` (padding made sizes even)."""
+                """The top-down step: ``coarser`` upsampled ×2 (exact after padding), plus ``lateral``."""
                 return lateral + F.interpolate(coarser, scale_factor=2.0, {mode})
             '''
         )
@@ -399,7 +399,7 @@ def _model(c: Config) -> str:
     p_levels = c.pyramid_levels
     levels = f'"C2": .., "C5": .., "{p_levels[0]}": .., "{p_levels[-1]}": ..'
     pad = (
-        f"\n        x = pad_to_multiple(x, {PAD_MULTIPLE})  # (N, {c.input_channels}, H, W), H and W now multiples of {PAD_MULTIPLE}"
+        f"\n                x = pad_to_multiple(x, {PAD_MULTIPLE})  # (N, {c.input_channels}, H, W), H and W now multiples of {PAD_MULTIPLE}"
         if c.policy == "pad"
         else ""
     )
