@@ -9,6 +9,8 @@ import sys
 from . import cli_weights
 from .config import BLOCKS, FPN_FROM, P6_SOURCES, POLICIES, PRESETS, SKIP_OPTIONS, STRIDE_IN, UPSAMPLE, Config, ConfigError
 from .formatting import format_count, format_mib, format_range, format_shape
+from .design_file import DesignFileError, read_design, write_design
+from .export import ExportError, export_code
 
 from .tracing import Trace, trace
 
@@ -43,8 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m resfpn",
         description="Trace a ResNet + FPN on the meta device and print every level's shape, "
         "every addition, parameters, MACs and activation memory.",
+        epilog="Exit status: 0 when every addition holds; 1 when a shape mismatch is diagnosed (then "
+        "--export-code writes nothing and prints the diagnosis); 2 for bad arguments or an unusable "
+        "--config file, or a file that cannot be written.",
     )
     p.add_argument("--preset", default="reference", choices=list(PRESETS), help="starting point (default: reference)")
+    p.add_argument("--config", metavar="DESIGN.json",
+                   help="read the design from a JSON file (a report's config, or a whole --json report); "
+                   "fields it leaves out come from --preset, and the other design flags override it")
     p.add_argument("--input", type=_size, help="input size: 224 or HxW such as 224x320")
     p.add_argument("--widths", type=_four, help="stage output widths, e.g. 64,128,256,512")
     p.add_argument("--blocks", type=_four, help="blocks per stage, e.g. 2,2,2,2")
@@ -61,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int)
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
     cli_weights.add_run_arguments(p)  # --image, --weights, --seed
+    p.add_argument("--save-config", metavar="DESIGN.json", help="write the design as a JSON file for --config")
+    p.add_argument("--export-code", metavar="MODEL.py",
+                   help="write the design as one standalone PyTorch file (imports only torch) whose "
+                   "build_model() loads resfpn's state_dict; refused, with exit status 1, for a design "
+                   "with a shape mismatch")
     return p
 
 
@@ -73,7 +86,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
         value = getattr(args, attr)
         if value is not None:
             overrides[attr] = value
-    return Config.preset(args.preset, **overrides)
+    start = Config.preset(args.preset)
+    if getattr(args, "config", None):
+        start = read_design(args.config, start=start)
+    return start.replace(**overrides)
 
 
 def format_report(t: Trace) -> str:
@@ -120,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)  # exits with status 2 and a message on bad arguments
     try:
         config = config_from_args(args)
+    except DesignFileError as err:  # one line naming the file; the usage would not help
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
     except ConfigError as err:
         parser.print_usage(sys.stderr)
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
@@ -135,4 +154,30 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{parser.prog}: error: {err}", file=sys.stderr)
             return EXIT_USAGE
     print(json.dumps(t.to_dict(), indent=2) if args.json else format_report(t))
-    return EXIT_OK if t.ok else EXIT_MISMATCH
+    return _write_files(args, parser.prog, config, EXIT_OK if t.ok else EXIT_MISMATCH)
+
+
+def _write_files(args: argparse.Namespace, prog: str, config: Config, status: int) -> int:
+    """``--save-config`` and ``--export-code``; notes go to stderr so that stdout stays the report."""
+    sys.stdout.flush()
+    try:
+        if args.save_config:
+            write_design(config, args.save_config)
+            print(f"{prog}: wrote the design to {args.save_config}", file=sys.stderr)
+        if args.export_code:
+            code = export_code(config)
+            try:
+                with open(args.export_code, "w", encoding="utf-8") as f:
+                    f.write(code)
+            except OSError as err:
+                print(f"{prog}: error: {args.export_code}: cannot write it: {err.strerror or err}", file=sys.stderr)
+                return EXIT_USAGE
+            print(f"{prog}: wrote {args.export_code} ({code.count(chr(10))} lines; build_model() needs only torch)",
+                  file=sys.stderr)
+    except DesignFileError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except ExportError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return EXIT_MISMATCH
+    return status

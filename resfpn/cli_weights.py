@@ -54,7 +54,7 @@ def _weights(name: str, seed: int, config):
 def run_image(args: argparse.Namespace, config, t, format_report) -> int:
     """Run ``args.image`` with ``args.weights``; print the report with per-level statistics and ``run``."""
     from .activations import level_stats
-    from .add import format_shape
+    from .formatting import format_shape
     from .engine import Engine
     from .images import decode_image
 

@@ -58,3 +58,45 @@ def test_json_config_round_trips_into_config():
                           capture_output=True, text=True, check=True)
     cfg = json.loads(proc.stdout)["config"]
     assert Config(**cfg) == Config.preset("faster-rcnn", input_height=300, input_width=200)
+
+
+def test_config_file_with_flags_overriding_it(tmp_path, capsys):
+    from resfpn import Config
+
+    design = tmp_path / "design.json"
+    assert main(["--preset", "retinanet", "--input", "256", "--save-config", str(design)]) == 0
+    capsys.readouterr()
+    assert main(["--config", str(design), "--skip", "D", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert Config(**json.loads(out)["config"]) == Config.preset("retinanet", input_height=256, input_width=256, skip="D")
+
+
+def test_export_code_writes_a_file_and_refuses_a_mismatch(tmp_path, capsys):
+    model = tmp_path / "model.py"
+    assert main(["--widths", "8,8,16,16", "--blocks", "1,1,1,1", "--stem-width", "8", "--fpn-width", "8",
+                 "--export-code", str(model)]) == 0
+    assert "def build_model() -> ResFPN:" in model.read_text()
+    assert f"wrote {model}" in capsys.readouterr().err
+    refused = tmp_path / "refused.py"
+    assert main(["--input", "225", "--export-code", str(refused)]) == 1
+    err = capsys.readouterr().err
+    assert "not exporting a design whose shapes do not add up: FPN merge into P4" in err and "Fix:" in err
+    assert not refused.exists()
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"skip": "A",', "design.json: not valid JSON: Expecting property name enclosed in double quotes"),
+        ('{"colour": 1}', "design.json: unknown key 'colour'; known keys:"),
+        ('{"p7": "yes"}', "design.json: p7: expected true or false, got the text"),
+        ('{"fpn_width": 0}', "design.json: fpn_width=0: must be between 1 and 4096"),
+    ],
+)
+def test_bad_config_file_exits_two_with_one_line(tmp_path, content, message):
+    (tmp_path / "design.json").write_text(content)
+    proc = subprocess.run([sys.executable, "-m", "resfpn", "--config", str(tmp_path / "design.json")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stderr.count("\n") == 1
