@@ -7,6 +7,7 @@ import json
 import sys
 
 from .add import format_shape
+from .compare_cli import add_compare_arguments, compare_main, comparing
 from .config import P6_SOURCES, POLICIES, PRESETS, SKIP_OPTIONS, Config, ConfigError
 from .tracing import Trace, trace
 
@@ -58,10 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stem-width", type=int)
     p.add_argument("--batch", type=int)
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
+    add_compare_arguments(p)
     return p
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
+    return Config.preset(args.preset, **overrides_from_args(args))
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict:
+    """The configuration fields the design flags set, e.g. ``{"skip": "A", "input_height": 225, ..}``."""
     overrides = {}
     if args.input:
         overrides["input_height"], overrides["input_width"] = args.input
@@ -70,7 +77,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         value = getattr(args, attr)
         if value is not None:
             overrides[attr] = value
-    return Config.preset(args.preset, **overrides)
+    return overrides
 
 
 def _human(n: float, unit: str = "") -> str:
@@ -123,6 +130,8 @@ def format_report(t: Trace) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits with status 2 and a message on bad arguments
+    if comparing(args):
+        return compare_main(args, parser)
     try:
         config = config_from_args(args)
     except ConfigError as err:

@@ -185,8 +185,13 @@ class Engine:
             (model, load, seconds), fresh = self._models.get_or(key, make)
         return model, load, seconds if fresh else 0.0
 
-    def run(self, config: Config, image: Image.Image, weights: Weights = Weights()) -> Run:
-        """Resize ``image`` to the input size, run it, and return every level (cached by content)."""
+    def run(self, config: Config, image: Image.Image, weights: Weights = Weights(),
+            shared: dict[str, torch.Tensor] | None = None) -> Run:
+        """Resize ``image`` to the input size, run it, and return every level (cached by content).
+
+        ``shared``: backbone levels (a prefix of C2..C5) that another design computed with the same
+        stem, stages, weights and input, so this forward starts after them (``resfpn.compare``).
+        """
         resized = resize_for_input(image, config.input_height, config.input_width)
         key = (architecture_key(config), weights.key, config.input_shape, image_digest(resized))
         model, load, build_seconds = self.model(config, weights)
@@ -195,7 +200,11 @@ class Engine:
             x = to_tensor(resized, config.batch).to(self.device, memory_format=torch.channels_last)
             start = time.perf_counter()
             with torch.inference_mode():
-                out = model(x)
+                if shared:
+                    known = {k: v.to(self.device) for k, v in shared.items()}
+                    out = model.forward_from(known, (config.input_height, config.input_width))
+                else:
+                    out = model(x)
             if self.device.type == "cuda":
                 torch.cuda.synchronize()
             self.forwards += 1
