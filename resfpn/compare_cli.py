@@ -94,7 +94,7 @@ def format_comparison(report: dict[str, Any]) -> str:
     for side in ("a", "b"):
         r = report[side]
         if r is None:
-            lines.append(f"{side.upper()}: refused — {report['errors'][side]}")
+            lines.append(f"{report['errors'][side]} (refused)")
             continue
         c = r["config"]
         lines.append(f"{side.upper()}: input {c['input_height']}×{c['input_width']}; {c['block']} blocks {c['blocks']}, "
