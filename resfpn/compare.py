@@ -8,6 +8,7 @@ show it. The report of ``Comparison.to_dict()`` is what the ``/compare`` endpoin
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -365,10 +366,12 @@ def run_sides(engine: Engine, a: Side, b: Side, image: Image.Image, weights: Wei
         second.run, second.shared = engine.run(second.config, image, weights), tuple(first.run.levels)
         return
     model_a, _, _ = engine.model(first.config, weights)
-    model_b, _, _ = engine.model(second.config, weights)
+    model_b, _, build_seconds = engine.model(second.config, weights)
     second.shared = shared_levels(model_a, model_b, first.trace, second.trace)
     known = {k: first.run.levels[k] for k in second.shared} or None
     second.run = engine.run(second.config, image, weights, shared=known)
+    if build_seconds and not second.run.cached:  # built above, so the run itself found it cached
+        second.run = dataclasses.replace(second.run, build_seconds=build_seconds)
 
 
 @dataclass

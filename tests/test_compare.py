@@ -164,6 +164,7 @@ def test_skip_a_vs_b_with_an_image_reuses_the_shared_stage(small):
     full = Engine().run(small.replace(skip="B"), _image())  # B's forward from scratch
     assert all(torch.equal(full.levels[k], c.b.run.levels[k]) for k in full.levels)
     assert report["b"]["run"]["shared_levels"] == ["C2"] and set(report["a"]["stats"]) == set(diffs)
+    assert report["a"]["run"]["build_seconds"] > 0 and report["b"]["run"]["build_seconds"] > 0
     json.dumps(report, allow_nan=False)
 
 
