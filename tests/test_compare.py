@@ -285,3 +285,14 @@ def test_cli_bad_vs_arguments_exit_two_with_a_message(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_forward_from_needs_a_prefix_of_the_backbone_levels(small):
+    model = build_model(small)
+    x = torch.zeros(1, 3, 64, 64)
+    with torch.inference_mode():
+        full = model(x)
+        rest = model.forward_from({"C2": full["C2"], "C3": full["C3"]}, (64, 64))
+        assert all(torch.equal(full[k], rest[k]) for k in full)
+        with pytest.raises(ValueError, match=r"known levels \['C3'\]: expected a prefix of \['C2', 'C3', 'C4', 'C5'\]"):
+            model.forward_from({"C3": full["C3"]}, (64, 64))
