@@ -11,6 +11,7 @@ from .config import BLOCKS, FPN_FROM, P6_SOURCES, POLICIES, PRESETS, SKIP_OPTION
 from .formatting import format_count, format_mib, format_range, format_shape
 from .design_file import DesignFileError, read_design, write_design
 from .export import ExportError, export_code
+from .compare_cli import add_compare_arguments, compare_main, comparing
 
 from .tracing import Trace, trace
 
@@ -74,10 +75,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the design as one standalone PyTorch file (imports only torch) whose "
                    "build_model() loads resfpn's state_dict; refused, with exit status 1, for a design "
                    "with a shape mismatch")
+    add_compare_arguments(p)  # --vs, --vs-preset
     return p
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
+    """The design the flags describe: the preset, then ``--config``'s file, then the design flags."""
+    start = Config.preset(args.preset)
+    if getattr(args, "config", None):
+        start = read_design(args.config, start=start)
+    return start.replace(**overrides_from_args(args))
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict:
+    """The configuration fields the design flags set, e.g. ``{"skip": "A", "input_height": 225, ..}``."""
     overrides = {}
     if args.input:
         overrides["input_height"], overrides["input_width"] = args.input
@@ -86,10 +97,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         value = getattr(args, attr)
         if value is not None:
             overrides[attr] = value
-    start = Config.preset(args.preset)
-    if getattr(args, "config", None):
-        start = read_design(args.config, start=start)
-    return start.replace(**overrides)
+    return overrides
 
 
 def format_report(t: Trace) -> str:
@@ -134,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         return cli_weights.download_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)  # exits with status 2 and a message on bad arguments
+    if comparing(args):
+        return compare_main(args, parser)
     try:
         config = config_from_args(args)
     except DesignFileError as err:  # one line naming the file; the usage would not help

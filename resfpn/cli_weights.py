@@ -15,7 +15,8 @@ WEIGHT_NAMES = ("random", *FAMILIES, *SOURCES)
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--image", help="run this image through the model and report per-level statistics")
+    p.add_argument("--image", help="run this image through the model and report per-level statistics (with --vs: "
+                   "both designs, and each level's relative L2 difference ||A-B|| / max(||A||, ||B||))")
     p.add_argument("--weights", default="random",
                    help=f"with --image: {', '.join(WEIGHT_NAMES)}, or a .pth/.safetensors file in torchvision's "
                         "layout ('imagenet' and 'coco' pick the published weights that fit the design)")

@@ -236,12 +236,14 @@ class Engine:
         return entry
 
     def run(self, config: Config, image: Image.Image, weights: Weights = Weights(),
-            precision: Precision = "fp32") -> Run:
+            precision: Precision = "fp32", shared: dict[str, torch.Tensor] | None = None) -> Run:
         """Resize ``image`` to the input size, run it, and return every level (cached by content).
 
         ``precision="bf16"`` runs the forward in bfloat16 (CPU: model and input cast; CUDA: autocast);
         the levels come back as float32 either way, with ``difference`` set when the fp32 run of the
         same image is cached (see ``Run.difference``).
+        ``shared``: backbone levels (a prefix of C2..C5) that another design computed with the same
+        stem, stages, weights and input, so this forward starts after them (``resfpn.compare``).
         """
         check_precision(precision)
         resized = resize_for_input(image, config.input_height, config.input_width)
@@ -269,7 +271,11 @@ class Engine:
                     self._start_fusion(gkey, model, tuple(x.shape))
             start = time.perf_counter()
             with torch.inference_mode(), autocast:
-                out = (graph[0] if graph is not None else model)(x)
+                if shared:
+                    known = {k: v.to(self.device, dtype) for k, v in shared.items()}
+                    out = model.forward_from(known, (config.input_height, config.input_width))
+                else:
+                    out = (graph[0] if graph is not None else model)(x)
             if self.device.type == "cuda":
                 torch.cuda.synchronize()
             self.forwards += 1

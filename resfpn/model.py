@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -89,17 +91,63 @@ class ResFPN(nn.Module):
             explain(err, self.config, input_hw)
             raise
 
+    def forward_from(self, known: dict[str, torch.Tensor], input_hw: tuple[int, int]) -> dict[str, torch.Tensor]:
+        """Finish a forward from backbone levels already computed, e.g. by another design whose
+        stem and first stages equal this one's: runs the remaining stages, then the FPN.
+
+        Args:
+            known: ``{"C2": (N, C, H/4, W/4), ..}``, a prefix of C2..C5 (at least C2).
+            input_hw: the input's height and width, for the diagnosis of a mismatch.
+        """
+        stages = list(self.backbone.stage_names.items())
+        n = len(known)
+        if n == 0 or list(known) != [level for level, _ in stages[:n]]:
+            raise ValueError(f"known levels {list(known)}: expected a prefix of {[level for level, _ in stages]}")
+        features = dict(known)
+        x = features[stages[n - 1][0]]
+        try:
+            for level, name in stages[n:]:
+                x = getattr(self.backbone, name)(x)
+                features[level] = x
+            return features | self.fpn(features)
+        except ShapeMismatchError as err:
+            explain(err, self.config, input_hw)
+            raise
+
+
+def module_seed(seed: int, path: str, module: nn.Module) -> int:
+    """The seed of one module's own parameters: a hash of (seed, module path, parameter shapes).
+
+    sha256, not ``hash()``: the same in every process and on every platform. Two designs that
+    share a module (same path, same shapes) therefore give it the same seeded weights.
+    """
+    shapes = [(name, tuple(p.shape)) for name, p in module.named_parameters(recurse=False)]
+    digest = hashlib.sha256(repr((seed, path, shapes)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1  # 63 bits: any torch.manual_seed accepts it
+
 
 def build_model(config: Config, seed: int = 0, device: torch.device | str = "cpu") -> ResFPN:
     """The model for ``config`` in eval mode, with seeded random weights (same seed, same weights).
 
+    Each module with parameters or buffers is initialised by its own ``reset_parameters`` (the
+    distributions PyTorch gives it) from a generator seeded by ``module_seed``: a module's weights
+    depend on the seed, its place in the model and its shapes only, not on the modules built
+    before it. So changing only the FPN leaves the backbone's weights as they were.
+
     On the ``meta`` device nothing is allocated and no random numbers are drawn.
     """
     device = torch.device(device)
+    with torch.device("meta"):
+        model = ResFPN(config).eval()
     if device.type == "meta":
-        with torch.device("meta"):
-            return ResFPN(config).eval()
+        return model
+    model = model.to_empty(device="cpu")
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = ResFPN(config)
+        for path, module in model.named_modules():
+            if next(module.parameters(recurse=False), None) is None and next(module.buffers(recurse=False), None) is None:
+                continue
+            if not hasattr(module, "reset_parameters"):
+                raise TypeError(f"{path} ({type(module).__name__}) has parameters but no reset_parameters() to seed")
+            torch.manual_seed(module_seed(seed, path, module))
+            module.reset_parameters()
     return model.to(device).eval()
