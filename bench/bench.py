@@ -421,7 +421,7 @@ def bench_display(table: Table, quick: bool) -> None:
     controls = app.controls_from_config(config)
     _, _, _, state = app.on_run(*controls, str(EXAMPLE), "random", 0, None, *DISPLAY)
     n = 5 if quick else 15
-    forwards = app.lib.engine.forwards
+    forwards = app.engine().forwards
     handler, serialised = [], []
     for i in range(n):
         display = DISPLAY_CHANGES[i % len(DISPLAY_CHANGES)]
@@ -432,7 +432,7 @@ def bench_display(table: Table, quick: bool) -> None:
         end = time.perf_counter()
         handler.append(mid - start)
         serialised.append(end - start)
-    new_forwards = app.lib.engine.forwards - forwards
+    new_forwards = app.engine().forwards - forwards
     t_handler, t_total = median(handler), median(serialised)
     table.add("4", f"display-only change after a run at {size}×{size} (`app.on_display`), median of {n}",
               f"{t_handler * 1e3:.0f} ms", "—", f"{t_handler * 1e3:.0f} ms; with `fig.to_json()` "
@@ -451,7 +451,7 @@ def bench_figure(table: Table, quick: bool) -> None:
     image = decode_image(EXAMPLE).image
     for size in (224, 512, 1024):
         config = Config(input_height=size, input_width=size)
-        run = app.lib.engine.run(config, image, Weights())
+        run = app.engine().run(config, image, Weights())
         maps = {k: reduce_channels(v, "mean") for k, v in run.levels.items()}
         fig = heatmap_grid_figure(maps, cached_trace(config), colorscale="Viridis", image=run.image, opacity=0.6,
                                   reduction_label=REDUCTIONS["mean"])

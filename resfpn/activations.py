@@ -41,3 +41,17 @@ def level_stats(x: torch.Tensor, top: int = 3) -> dict[str, object]:
         "zeros": (x == 0).float().mean().item(),
         "top_channels": [(int(i), float(v)) for i, v in zip(idx, values)],
     }
+
+
+def reduce_levels(
+    levels: dict[str, torch.Tensor], reduction: Reduction = "mean", channel: int = 0
+) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """One 2-D map per level (``reduce_channels`` of each), and the levels left out because
+    ``channel`` does not exist there, as readable notes ("P3 has 8 channels")."""
+    maps, skipped = {}, []
+    for name, x in levels.items():
+        try:
+            maps[name] = reduce_channels(x, reduction, channel)
+        except ValueError:
+            skipped.append(f"{name} has {x.shape[1]} channels")
+    return maps, skipped

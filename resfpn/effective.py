@@ -183,3 +183,18 @@ def mass_box(m: np.ndarray, mass: float = MASS) -> tuple[list[int] | None, float
             if trial[0] < trial[2] and trial[1] < trial[3] and inside(trial) >= need:
                 box, moved = trial, True
     return [int(v) for v in box], float(min(1.0, inside(box)))
+
+
+def image_fields(engine, config, image, point: tuple[int, int], weights, levels: list[str] | None = None):
+    """``effective_fields`` for a PIL image through ``engine``'s cached model with ``weights``.
+
+    Returns ``(fields, resized)``: the per-level result and the image as the network saw it. Holds
+    the engine's slot (the backward needs the model to itself).
+    """
+    from .images import resize_for_input, to_tensor
+
+    resized = resize_for_input(image, config.input_height, config.input_width)
+    with engine.slot():
+        model, _, _ = engine.model(config.replace(batch=1), weights)
+        x = to_tensor(resized, 1).to(engine.device)
+        return effective_fields(model, x, point, levels), resized

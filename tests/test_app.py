@@ -27,14 +27,14 @@ def test_controls_round_trip_every_config_field():
 
 
 def test_architecture_change_updates_shape_figures_without_a_forward():
-    before = app.lib.engine.forwards
+    before = app.engine().forwards
     out = _outputs(app.on_architecture(*controls(input_height=320, input_width=256)))
     assert isinstance(out["arch"], go.Figure) and isinstance(out["block"], go.Figure) and isinstance(out["bars"], go.Figure)
     assert "256×80×64" in out["arch"].to_json()  # P2 at 320×256
     assert out["report"]["levels"]["P2"]["shape"] == [1, 256, 80, 64]
     assert "Every addition holds" in out["mismatch"]
     assert all(b["visible"] is False for b in out["buttons"])
-    assert app.lib.engine.forwards == before
+    assert app.engine().forwards == before
 
 
 def test_run_gives_heatmaps_for_every_level_and_display_changes_do_not_rerun():
@@ -44,13 +44,13 @@ def test_run_gives_heatmaps_for_every_level_and_display_changes_do_not_rerun():
     assert len(heatmaps) == len(Config(p7=True).levels) == 10
     assert [r[0] for r in rows] == list(Config(p7=True).levels)
     assert "seeded random weights (seed 0)" in status and "resized" in status
-    forwards = app.lib.engine.forwards
+    forwards = app.engine().forwards
     for display in (["l2", 0, False, 0.6, "Inferno", True], ["channel", 5, True, 0.3, "Cividis", False]):
         fig2, _ = app.on_display(state, *display)
         assert len([t for t in fig2.data if t.type == "heatmap"]) == 10
-    assert app.lib.engine.forwards == forwards  # no new forward for display-only changes
+    assert app.engine().forwards == forwards  # no new forward for display-only changes
     app.on_run(*values, EXAMPLE, "random", 0, None, *DISPLAY)
-    assert app.lib.engine.forwards == forwards  # same architecture, weights and image: cached
+    assert app.engine().forwards == forwards  # same architecture, weights and image: cached
 
 
 def test_mismatch_is_shown_with_fixes_that_work():

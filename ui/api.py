@@ -1,0 +1,141 @@
+"""The named API endpoints (also MCP tools, see README): their docstrings are what a client or an
+assistant reads about each argument and what comes back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from .library import (
+    LIMITS, admit, check_precision, check_run, checked_config, decode, engine, refuse, trace, uploaded_path,
+    weights_errors, weights_for,
+)
+
+
+def _weights_mode(weights: Any) -> str:
+    if weights is None or weights == "random":
+        return "random"
+    if not isinstance(weights, str) or weights in ("upload", "checkpoint"):
+        raise refuse(f"weights={weights!r}: choose 'random', 'imagenet', 'coco' or a published source name "
+                     "(python -m resfpn download list)", "Weights refused")
+    return weights
+
+
+def analyze(config: dict, image: gr.FileData | None = None, precision: str = "fp32", weights: str = "random") -> dict:
+    """Trace a ResNet + FPN design (every tensor shape, before running) and, given an image, run it.
+
+    Args:
+        config: design fields, the keys of the report's `config` (missing keys take the reference
+            design's values), e.g. {"input_height": 512, "input_width": 512, "skip": "A",
+            "widths": [64, 128, 256, 512], "block": "basic", "fpn_width": 256, "policy": "x2"}.
+        image: optional image file; without it nothing runs and only shapes are reported.
+        precision: "fp32" (default) or "bf16" (fast on CPUs with bf16 instructions); statistics stay float32.
+        weights: "random" (default: seeded random, offline), "imagenet" (the published torchvision
+            ImageNet backbone that fits the design), "coco" (a torchvision COCO detection backbone + FPN
+            that fits), or a source name such as "imagenet-resnet50" or "coco-faster-rcnn".
+    Returns:
+        The JSON report of `python -m resfpn --json`: `levels` (shape, stride, exact receptive field
+        and its [min, max] range over positions, bytes), `additions` (every element-wise add with both
+        operand shapes), `mismatch` (null, or where/why/fixes), `params`, `macs`, `modules`. With an
+        image also `stats` per level (mean, std, zeros, top channels) and `run` (weights: the exact
+        source, precision, timings).
+    """
+    cfg = checked_config(config)
+    t = trace(cfg)
+    report = t.to_dict()
+    if image is None:
+        return report
+    estimate = check_run(t)
+    precision = check_precision(precision)
+    w = weights_for(cfg, _weights_mode(weights))
+    with engine().slot():
+        decoded = decode(uploaded_path(image))
+        admit(t, estimate, decoded)
+        try:
+            run = engine().run(cfg, decoded.image, w, precision)
+        except weights_errors() as err:
+            raise refuse(str(err), "Weights refused") from None
+        from resfpn import activations
+
+        report["stats"] = {k: activations.level_stats(v) for k, v in run.levels.items()}
+    report["run"] = {"forward_seconds": run.forward_seconds, "cached": run.cached, "weights": run.weights,
+                     "image_size": list(decoded.original_size), "precision": run.precision,
+                     "relative_difference": run.difference}
+    return report
+
+
+def receptive_field(config: dict, image: gr.FileData, x: int, y: int, weights: str = "random") -> dict:
+    """Where one point of the input image is seen: per level, the cell covering the point, its exact
+    theoretical receptive field and its effective receptive field (Luo et al., 2016).
+
+    Args:
+        config: design fields as for /analyze.
+        image: the image file; it is resized to the design's input size first.
+        x: column of the point, in pixels of the resized image (0 <= x < input_width).
+        y: row of the point, in pixels of the resized image (0 <= y < input_height).
+        weights: "random" (default), "imagenet", "coco" or a source name, as for /analyze; the
+            effective field depends on the weights, the theoretical one does not.
+    Returns:
+        {"point": [x, y], "weights": "...", "levels": {"C2": {"cell": [row, col], "box": [top, left,
+        bottom, right], "erf_box": [top, left, bottom, right], "erf_mass_in_box": 0.95, "stride": 4,
+        "receptive_field_range": [min, max]}, ...}}. Boxes are in input pixels, bottom and right
+        exclusive; `box` is unclipped (it may reach outside the image), `erf_box` is the smallest box
+        within the image holding 95 % of the input-gradient magnitude.
+    """
+    from resfpn.effective import PointError, check_point, image_fields
+
+    cfg = checked_config(config).replace(batch=1)
+    t = trace(cfg)
+    if image is None:
+        raise refuse("an image is needed: the effective field is measured on it", "No image")
+    try:
+        check_point(t, x, y)
+    except PointError as err:
+        raise refuse(str(err), "Point refused") from None
+    estimate = check_run(t, backward=True)
+    w = weights_for(cfg, _weights_mode(weights))
+    decoded = decode(uploaded_path(image))
+    with engine().slot():
+        admit(t, estimate, decoded)
+        try:
+            fields, _ = image_fields(engine(), cfg, decoded.image, (int(x), int(y)), w)
+        except weights_errors() as err:
+            raise refuse(str(err), "Weights refused") from None
+    levels = {name: {k: v for k, v in f.items() if k != "erf"} | {
+        "stride": t.levels[name].stride, "receptive_field_range": list(t.levels[name].receptive_field_range)}
+        for name, f in fields.items()}
+    return {"point": [int(x), int(y)], "weights": w.label, "levels": levels}
+
+
+def compare(a: dict, b: dict, image: gr.FileData | None = None, weights: str = "random") -> dict:
+    """Compare two designs A and B: every level's shape on both sides, what differs, and (with an
+    image) how different their activations are.
+
+    Args:
+        a: design A's fields, as for /analyze.
+        b: design B's fields, as for /analyze.
+        image: optional image file; both designs run on it.
+        weights: "random" (default; the same seed gives both designs the same weights in every
+            module they share), "imagenet", "coco" or a source name; it must fit both designs.
+    Returns:
+        {"a": report, "b": report, "levels": {"C2": {"a": shape or null, "b": shape or null,
+        "same_shape": bool, "difference": relative L2 ||A-B|| / max(||A||, ||B||) or null, ...}, ...},
+        "params": {"a": n, "b": n}, "macs": {"a": n, "b": n}, "errors": {"a": message or null, "b": ...},
+        "changed": fields that differ, "blocks" and "additions" that differ}. One side's invalid
+        design is reported in `errors` (naming the side and the field); the other side still reports.
+    """
+    from resfpn import compare as compare_module
+
+    for side, d in (("A", a), ("B", b)):
+        if not isinstance(d, dict):
+            raise refuse(f"{side}: config must be a JSON object of configuration fields", "Configuration refused")
+    pil = None
+    w = None
+    if image is not None:
+        pil = decode(uploaded_path(image)).image
+        w = weights_for(checked_config(a), _weights_mode(weights)) if _weights_mode(weights) != "random" else None
+    with engine().slot():
+        result = compare_module.compare(a, b, pil, engine=engine(), limits=LIMITS,
+                                        **({"weights": w} if w is not None else {}))
+    return result.to_dict()

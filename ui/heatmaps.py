@@ -1,0 +1,214 @@
+"""The heatmaps tab: an image through the model (weights and precision chosen by the user), every
+level as a heatmap, per-level statistics, and display options that re-render without a forward."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import gradio as gr
+
+from resfpn import Config
+from resfpn.config import REDUCTIONS
+from resfpn.formatting import format_count, format_shape
+from resfpn.precision import PRECISIONS, bf16_slow_reason
+
+from .controls import CONTROLS, Slider, choices, config_from_controls
+from .library import EXAMPLES, admit, check_precision, check_run, decode, engine, refuse, trace, weights_errors, weights_for
+
+if TYPE_CHECKING:
+    from resfpn.engine import Run
+    from resfpn.images import Decoded
+    from resfpn.records import Trace
+
+COLORSCALES = ["Viridis", "Inferno", "Cividis", "RdBu", "Greys"]
+DISPLAY = ("reduction", "channel", "overlay", "opacity", "colorscale", "shared")
+
+
+def weights_choices(config: Config) -> list[tuple[str, str]]:
+    """The weights control's entries for ``config``: only those that fit it (plus random and upload)."""
+    from resfpn.pretrained import weight_choices
+
+    return [(c.label, c.value) for c in weight_choices(config) if c.fits]
+
+
+def weights_note(config: Config) -> str:
+    """Which published weights would fit with a change of design, so the user knows they exist."""
+    from resfpn.pretrained import weight_choices
+
+    others = [c for c in weight_choices(config) if not c.fits][:2]
+    if not others:
+        return ""
+    return "Not for this design: " + "; ".join(f"{c.label} ({c.reason})" for c in others)
+
+
+def precision_note(value: str | None) -> str:
+    """The note under the precision control: bf16's accuracy, and whether it is slow here."""
+    if value != "bf16":
+        return "fp32: the reference arithmetic."
+    slow = bf16_slow_reason(engine().device.type)
+    if slow is not None:
+        return f"bf16 would be slow here: {slow}."
+    return ("bf16: about 2× faster on this CPU (bench item 1); levels differ from fp32 by ~1e-2 (relative), "
+            "shown after a run once the fp32 run of the same image is cached.")
+
+
+def difference_text(run: Run) -> str:
+    if run.precision != "bf16":
+        return ""
+    if run.difference is None:
+        return " · bf16: difference to fp32 not measured yet (run fp32 with this image, then bf16 again)"
+    return " · bf16 relative difference to fp32: " + ", ".join(f"{k} {v:.1e}" for k, v in run.difference.items())
+
+
+def heatmaps(run: Run, t: Trace, reduction: str, channel: float | None, overlay: bool, opacity: float | None,
+             colorscale: str, shared: bool):
+    from resfpn import activations, figures
+
+    if reduction not in REDUCTIONS:
+        raise refuse(f"reduction={reduction!r}: choose one of {', '.join(REDUCTIONS)}", "Display refused")
+    if colorscale not in COLORSCALES:
+        raise refuse(f"colorscale={colorscale!r}: choose one of {', '.join(COLORSCALES)}", "Display refused")
+    channel = int(channel or 0)
+    maps, skipped = activations.reduce_levels(run.levels, reduction, channel)
+    if not maps:
+        raise refuse(f"Channel {channel} does not exist at any level ({'; '.join(skipped)}).", "No such channel")
+    fig = figures.heatmap_grid_figure(maps, t, colorscale=colorscale, shared_scale=bool(shared),
+                                      image=run.image if overlay else None,
+                                      opacity=0.6 if opacity is None else opacity,
+                                      reduction_label=REDUCTIONS[reduction])
+    note = f" Channel {channel} is not shown where it does not exist ({'; '.join(skipped)})." if skipped else ""
+    return fig, note
+
+
+def stats_rows(run: Run) -> list[list]:
+    from resfpn import activations
+
+    rows = []
+    for name, x in run.levels.items():
+        s = activations.level_stats(x)
+        top = ", ".join(f"{i} ({e:.3g})" for i, e in s["top_channels"])
+        rows.append([name, format_shape(tuple(x.shape)), round(s["mean"], 4), round(s["std"], 4),
+                     f"{100 * s['zeros']:.1f} %", top])
+    return rows
+
+
+def run_status(run: Run, decoded: Decoded, t: Trace) -> str:
+    w, h = decoded.original_size
+    c = t.config
+    how = f"resized {w}×{h} → {c.input_width}×{c.input_height} (bilinear, aspect ratio not kept), ImageNet-normalised"
+    forward = "cached, no forward" if run.cached else f"forward {run.forward_seconds * 1e3:.0f} ms"
+    build = f"build {run.build_seconds * 1e3:.0f} ms" if run.build_seconds else "model reused"
+    loaded = f" ({run.load.summary()})" if run.load else ""
+    notes = ("; " + "; ".join(decoded.notes)) if decoded.notes else ""
+    return (
+        f"parameters {format_count(t.params.total)} · MACs {format_count(t.macs.total)} · {build} · {forward} · "
+        f"weights: **{run.weights}**{loaded} · image: {how}{notes}"
+    )
+
+
+def run_image(config: Config, image_path: str | None, mode: str | None, seed: Any, checkpoint: str | None,
+              precision: str = "fp32", progress: gr.Progress | None = None) -> tuple[Run, Decoded, Trace]:
+    """Check, admit and run one image (the engine's slot held from decoding to the end)."""
+    t = trace(config)
+    estimate = check_run(t)
+    precision = check_precision(precision)
+    weights = weights_for(config, mode, seed, checkpoint, progress)  # downloads outside the slot
+    with engine().slot():
+        decoded = decode(image_path)
+        admit(t, estimate, decoded)
+        try:
+            run = engine().run(config, decoded.image, weights, precision)
+        except weights_errors() as err:
+            raise refuse(str(err), "Checkpoint refused") from None
+    return run, decoded, t
+
+
+def on_run(*args: Any, progress: gr.Progress = gr.Progress()) -> tuple:
+    """Run the image through the model (reusing a built model and cached activations).
+
+    Arguments: the controls, then image, weights, seed, checkpoint, the display options and
+    (optional, last) precision.
+    """
+    values, (image_path, mode, seed, checkpoint, reduction, channel, overlay, opacity, colorscale, shared,
+             *rest) = list(args[: len(CONTROLS)]), args[len(CONTROLS):]
+    config = config_from_controls(values)
+    run, decoded, t = run_image(config, image_path, mode, seed, checkpoint, rest[0] if rest else "fp32", progress)
+    with engine().slot():
+        fig, note = heatmaps(run, t, reduction, channel, overlay, opacity, colorscale, shared)
+        rows = stats_rows(run)
+    status = run_status(run, decoded, t) + difference_text(run) + note
+    return fig, rows, status, {"key": run.key, "config": config, "weights": run.weights}
+
+
+def on_display(state: dict | None, reduction: str, channel: float | None, overlay: bool, opacity: float | None,
+               colorscale: str, shared: bool) -> tuple:
+    """A display option changed: re-render from the activations already computed."""
+    if not state:
+        return gr.update(), gr.update()
+    run = engine().cached_run(state["key"])
+    if run is None:
+        return gr.update(), "The activations left the cache; press Run again."
+    fig, note = heatmaps(run, trace(state["config"]), reduction, channel, overlay, opacity, colorscale, shared)
+    return fig, gr.update() if not note else note
+
+
+def on_design(*args: Any) -> tuple:
+    """The design changed: offer the weights that fit it (keeps the page honest about what loads);
+    a chosen source that no longer fits falls back to seeded random weights."""
+    *values, current = args
+    try:
+        config = config_from_controls(list(values))
+    except gr.Error:
+        return gr.update(), gr.update()
+    fitting = weights_choices(config)
+    value = current if current in {v for _, v in fitting} else "random"
+    return gr.update(choices=fitting, value=value), weights_note(config)
+
+
+def heatmaps_tab() -> dict[str, gr.components.Component]:
+    """The heatmaps tab's layout (call inside ``gr.Tabs``); returns its components by name."""
+    c: dict[str, gr.components.Component] = {}
+    with gr.Tab("Feature heatmaps", id="heat"):
+        with gr.Row():
+            with gr.Column(scale=1, min_width=260):
+                c["image"] = gr.Image(type="filepath", label="Image", elem_id="image", height=240,
+                                      sources=["upload", "clipboard"])
+                gr.Examples([[str(p)] for p in EXAMPLES], inputs=[c["image"]], label="Example photos",
+                            cache_examples=False, elem_id="examples")
+            with gr.Column(scale=1, min_width=260):
+                c["weights"] = gr.Dropdown(weights_choices(Config()), value="random", label="Weights",
+                                           elem_id="weights", allow_custom_value=False)
+                c["weights_note"] = gr.Markdown(weights_note(Config()), elem_id="weights-note")
+                c["seed"] = gr.Number(0, precision=0, label="Seed (random parts)")
+                c["checkpoint"] = gr.File(label="Checkpoint (.pth or .safetensors, torchvision layout)",
+                                          file_types=[".pth", ".pt", ".safetensors"], type="filepath")
+                c["precision"] = gr.Radio([(v, k) for k, v in PRECISIONS.items()], value="fp32",
+                                          label="Precision", elem_id="precision")
+                c["precision_note"] = gr.Markdown("fp32: the reference arithmetic.")
+                c["run"] = gr.Button("Run", variant="primary", elem_id="run")
+            with gr.Column(scale=1, min_width=260):
+                c["reduction"] = gr.Radio(choices("reduction"), value="mean", label="Channel reduction")
+                c["channel"] = gr.Number(0, precision=0, minimum=0, label="Channel (for 'one chosen channel')")
+                c["overlay"] = gr.Checkbox(True, label="Overlay on the image")
+                c["opacity"] = Slider(0.1, 1.0, value=0.6, step=0.05, label="Heatmap opacity")
+                c["colorscale"] = gr.Dropdown(COLORSCALES, value="Viridis", label="Colour scale")
+                c["shared"] = gr.Checkbox(False, label="One colour scale for all maps")
+        c["status"] = gr.Markdown(elem_id="run-status")
+        c["plot"] = gr.Plot(label="C2–C5 (top) and P2–P7 (bottom)", show_label=False, elem_id="heat-plot")
+        c["stats"] = gr.Dataframe(headers=["level", "shape C×H×W", "mean", "std", "zeros", "top channels (energy)"],
+                                  interactive=False, label="Per-level activation statistics")
+    c["state"] = gr.State(None)
+    return c
+
+
+def wire(c: dict[str, gr.components.Component], controls: list[gr.components.Component]) -> None:
+    display = [c[k] for k in DISPLAY]
+    c["run"].click(on_run, [*controls, c["image"], c["weights"], c["seed"], c["checkpoint"], *display, c["precision"]],
+                   [c["plot"], c["stats"], c["status"], c["state"]], api_name="run", concurrency_id="model",
+                   concurrency_limit=1)
+    gr.on([d.input for d in display], on_display, [c["state"], *display], [c["plot"], c["status"]],
+          api_visibility="private", trigger_mode="always_last", concurrency_id="display", concurrency_limit=2)
+    c["precision"].input(precision_note, c["precision"], c["precision_note"], api_visibility="private",
+                         concurrency_id="display")
+    gr.on([x.change for x in controls], on_design, [*controls, c["weights"]], [c["weights"], c["weights_note"]],
+          api_visibility="private", trigger_mode="always_last", concurrency_id="trace")

@@ -1,0 +1,178 @@
+"""The page's way into resfpn: one engine, started in the background, and the one place where a
+library error a user can cause becomes a readable ``gr.Error``.
+
+Nothing here imports torch at import time: handlers import resfpn's torch-backed modules when they
+run, and ``warm_up`` (started by app.py) imports them first, so the page serves while torch loads.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import gradio as gr
+from gradio.utils import get_upload_folder
+
+from resfpn import Config, ConfigError, LimitError, Limits
+from resfpn.limits import serving_overhead
+from resfpn.precision import PRECISIONS
+
+if TYPE_CHECKING:
+    from resfpn.engine import Engine, Weights
+    from resfpn.images import Decoded
+    from resfpn.records import Trace
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+EXAMPLES = sorted((ASSETS / "examples").glob("*.jpg"))
+LIMITS = Limits.from_env()
+QUEUE_SIZE = int(os.environ.get("RESFPN_QUEUE_SIZE", "16"))
+
+_engine: Engine | None = None
+_engine_lock = threading.Lock()
+
+
+def engine() -> Engine:
+    """The one engine of this server (models, activations, the run slot), made on first use."""
+    global _engine
+    with _engine_lock:
+        if _engine is None:
+            from resfpn import runtime
+            from resfpn.engine import Engine
+
+            runtime.set_torch_threads()
+            _engine = Engine()
+    return _engine
+
+
+def trace(config: Config) -> Trace:
+    from resfpn.engine import cached_trace
+
+    return cached_trace(config)
+
+
+def warm_up() -> None:
+    """Import the model code and run one trace, so the first request does not pay for it."""
+    engine()
+    trace(Config())
+
+
+def refuse(message: str, title: str) -> gr.Error:
+    return gr.Error(message, title=title)
+
+
+def checked_config(d: Any, side: str = "") -> Config:
+    """A Config from plain values, within this server's caps, or a readable gr.Error.
+
+    ``side`` ("A" or "B") prefixes the message when two designs are on the page.
+    """
+    prefix = f"{side}: " if side else ""
+    if not isinstance(d, dict):
+        raise refuse(f"{prefix}config must be a JSON object of configuration fields", "Configuration refused")
+    try:
+        config = Config.from_dict(dict(d))
+        LIMITS.check_architecture(config)
+    except (ConfigError, LimitError) as err:
+        raise refuse(f"{prefix}{err}", "Configuration refused") from None
+    except TypeError as err:
+        raise refuse(f"{prefix}configuration not understood: {err}", "Configuration refused") from None
+    return config
+
+
+def check_run(t: Trace, backward: bool = False) -> int:
+    """Refuse a run the trace already knows cannot work here; returns its memory estimate in bytes."""
+    if t.mismatch:
+        raise refuse(f"{t.mismatch.headline} See the fixes above the diagram.", "Cannot run: shape mismatch")
+    if t.config.input_channels != 3:
+        raise refuse("Images have 3 channels; set input channels to 3 to run one.", "Cannot run")
+    try:
+        return LIMITS.check_backward(t) if backward else LIMITS.check_run(t)
+    except LimitError as err:
+        raise refuse(str(err), "Run refused") from None
+
+
+def admit(t: Trace, estimate: int, decoded: Decoded) -> None:
+    """Make room in the memory budget for this request: the forward's estimate plus what the forward
+    leaves out (decoded image, statistics, bf16 copies); cached models and activations go first."""
+    w, h = decoded.original_size
+    engine().make_room(estimate + serving_overhead(t, w * h), LIMITS.memory_budget)
+
+
+def check_precision(value: str | None) -> str:
+    if value not in PRECISIONS:
+        raise refuse(f"precision={value!r}: choose one of {', '.join(map(repr, PRECISIONS))}", "Run refused")
+    return value
+
+
+def decode(image_path: str | None) -> Decoded:
+    from resfpn import images
+
+    if not image_path:
+        raise refuse("Choose an example image or upload one first.", "No image")
+    try:
+        return images.decode_image(image_path)
+    except images.ImageError as err:
+        raise refuse(f"This file cannot be used: {err}.", "Image refused") from None
+
+
+def uploaded_path(image: Any) -> str:
+    """gr.api hands inputs over unprocessed: accept only files uploaded to this server."""
+    path = image.get("path") if isinstance(image, dict) else None
+    if not isinstance(path, str):
+        raise refuse("image must be a file sent with gradio_client.handle_file(path)", "Image refused")
+    resolved = Path(path).resolve()
+    if not resolved.is_relative_to(Path(get_upload_folder()).resolve()) or not resolved.is_file():
+        raise refuse("image was not uploaded to this server", "Image refused")
+    return str(resolved)
+
+
+def weights_for(config: Config, mode: str | None, seed: Any = 0, checkpoint: str | None = None,
+                progress: gr.Progress | None = None) -> Weights:
+    """The weights a run uses: "random", "upload" (a file), a published source's name, or the
+    API's short names "imagenet" / "coco". A published file is fetched first (from the cache, or
+    downloaded with progress); a source that does not fit the design is refused, never half loaded."""
+    from resfpn import download, pretrained
+    from resfpn.engine import Weights
+
+    seed = _seed(seed)
+    mode = mode or "random"
+    if mode in ("upload", "checkpoint"):
+        if not checkpoint:
+            raise refuse("Upload a checkpoint (.pth or .safetensors, torchvision layout) first, or choose "
+                         "another weights option.", "No checkpoint")
+        return Weights.from_file(checkpoint, seed=seed)
+    if mode == "random":
+        return Weights(seed=seed)
+    try:
+        source = pretrained.resolve(mode, config)
+        pretrained.require_fit(config, source)
+        download.fetch(source, _progress_callback(progress))
+    except (pretrained.NoSuchSource, pretrained.WeightsDontFit, download.CorruptFile) as err:
+        raise refuse(str(err), "Weights refused") from None
+    except download.WeightsUnavailable as err:
+        raise refuse(str(err), "Weights not available") from None
+    return Weights(seed=seed, source=source.name)
+
+
+def _seed(value: Any) -> int:
+    try:
+        seed = int(value or 0)
+    except (TypeError, ValueError):
+        raise refuse(f"seed={value!r}: choose a whole number from 0 to {2**32 - 1}", "Seed refused") from None
+    if not 0 <= seed < 2**32:
+        raise refuse(f"seed={seed}: choose a whole number from 0 to {2**32 - 1}", "Seed refused")
+    return seed
+
+
+def _progress_callback(progress: gr.Progress | None):
+    if progress is None:
+        return None
+    return lambda done, total, desc: progress((done, total), desc=desc)
+
+
+def weights_errors() -> tuple[type[Exception], ...]:
+    """Errors a checkpoint can raise while it loads (refused all or nothing)."""
+    from resfpn import download, pretrained, weights
+
+    return weights.WeightsError, pretrained.WeightsDontFit, download.CorruptFile, download.WeightsUnavailable
