@@ -15,7 +15,7 @@ runtime.tune_process()  # before torch loads its OpenMP runtime
 import gradio as gr
 
 from resfpn.config import PRESET_NOTES, PRESETS
-from ui import api, controls, explore, heatmaps
+from ui import api, controls, explore, heatmaps, share
 from ui.controls import CONTROLS, config_from_controls, controls_from_config  # noqa: F401  (tests call these)
 from ui.explore import on_architecture, on_fix, on_preset  # noqa: F401
 from ui.heatmaps import on_display, on_run  # noqa: F401
@@ -50,6 +50,7 @@ with gr.Blocks(title="resfpn — ResNet + FPN shape explorer") as demo:
             with gr.Accordion("FPN", open=True):
                 comps |= {n: controls.component(n) for n in controls.group("FPN")}
         with gr.Column(scale=3):
+            link_note = gr.Markdown(elem_id="link-note")
             summary = gr.Markdown(elem_id="summary")
             mismatch = gr.Markdown(elem_id="mismatch")
             with gr.Row():
@@ -57,6 +58,7 @@ with gr.Blocks(title="resfpn — ResNet + FPN shape explorer") as demo:
             with gr.Tabs():
                 shape_views = explore.shape_tabs()
                 heat = heatmaps.heatmaps_tab()
+                shared = share.share_tab()
                 with gr.Tab("Report (JSON)", id="json"):
                     report = gr.JSON(label="Trace report")
     fixes_state = gr.State([])
@@ -69,14 +71,22 @@ with gr.Blocks(title="resfpn — ResNet + FPN shape explorer") as demo:
 
     gr.on([c.input for c in design], on_architecture, design, arch_outputs, api_name="trace",
           trigger_mode="always_last", show_progress="minimal", concurrency_id="trace", concurrency_limit=4)
-    demo.load(on_architecture, design, arch_outputs, api_visibility="private", concurrency_id="trace")
+
+    def refresh(event):
+        return event.then(on_architecture, design, arch_outputs, api_visibility="private", concurrency_id="trace")
+
+    refresh(demo.load(share.on_link, None, [*design, preset, preset_note, link_note], api_visibility="private",
+                      concurrency_id="trace"))
     preset.input(on_preset, preset, [*design, preset_note, *arch_outputs], api_name="preset", concurrency_id="trace")
     for i, button in enumerate(fix_buttons):
         button.click(lambda fixes, *values, i=i: on_fix(i, fixes, *values), [fixes_state, *design],
                      [*design, *arch_outputs], api_visibility="private", concurrency_id="trace")
     heatmaps.wire(heat, design)
+    share.wire(shared, preset, design, refresh)
     # Not the "model" group: a trace-only call answers at once; runs queue on the engine's slot.
     gr.api(api.analyze, api_name="analyze", concurrency_id="analyze", concurrency_limit=4)
+    gr.api(api.receptive_field, api_name="receptive_field", concurrency_id="model", concurrency_limit=1)
+    gr.api(api.compare, api_name="compare", concurrency_id="analyze", concurrency_limit=4)
 
 demo.queue(max_size=QUEUE_SIZE)
 
@@ -84,4 +94,5 @@ if __name__ == "__main__":
     demo.launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         max_file_size="25mb",
+        mcp_server=os.environ.get("GRADIO_MCP_SERVER", "1").lower() not in ("0", "false"),
     )

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .add import ShapeMismatchError
+from .config import Config
 from .tracing import Trace, trace
 
 MASS = 0.95
@@ -57,7 +58,7 @@ def check_point(t: Trace, x: Any, y: Any) -> tuple[int, int]:
 
 def effective_fields(
     model: torch.nn.Module, image: torch.Tensor, point: tuple[int, int], levels: list[str] | None = None,
-    t: Trace | None = None,
+    t: Trace | None = None, config: Config | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Theoretical and effective field, per level, of the cell covering ``point = (x, y)``.
 
@@ -67,6 +68,7 @@ def effective_fields(
         point: ``(x, y)`` in input pixels.
         levels: which levels (default: every level the design has); each costs one backward.
         t: the shape trace of ``model.config`` at this size (traced when not given).
+        config: the design at this input size, when ``model.config`` is the size-free one a cache keeps.
 
     Returns:
         ``{"C2": {"cell": [row, col], "box": [top, left, bottom, right], "erf": (H, W) float32 array,
@@ -77,7 +79,7 @@ def effective_fields(
         PointError: the point is not a pixel of the image.
         ShapeMismatchError: the design cannot run at this size (with its diagnosis).
     """
-    config = model.config
+    config = config or model.config
     if image.dim() != 4 or image.shape[0] != 1 or tuple(image.shape[2:]) != (config.input_height, config.input_width):
         raise ValueError(
             f"image {tuple(image.shape)}: expected (1, {config.input_channels}, {config.input_height}, "
@@ -197,4 +199,4 @@ def image_fields(engine, config, image, point: tuple[int, int], weights, levels:
     with engine.slot():
         model, _, _ = engine.model(config.replace(batch=1), weights)
         x = to_tensor(resized, 1).to(engine.device)
-        return effective_fields(model, x, point, levels), resized
+        return effective_fields(model, x, point, levels, config=config.replace(batch=1)), resized

@@ -135,7 +135,6 @@ def compare(a: dict, b: dict, image: gr.FileData | None = None, weights: str = "
     if image is not None:
         pil = decode(uploaded_path(image)).image
         w = weights_for(checked_config(a), _weights_mode(weights)) if _weights_mode(weights) != "random" else None
-    with engine().slot():
-        result = compare_module.compare(a, b, pil, engine=engine(), limits=LIMITS,
-                                        **({"weights": w} if w is not None else {}))
+    result = compare_module.compare(a, b, pil, engine=engine(), limits=LIMITS,
+                                    **({"weights": w} if w is not None else {}))  # runs take the engine's slot
     return result.to_dict()
