@@ -15,7 +15,7 @@ runtime.tune_process()  # before torch loads its OpenMP runtime
 import gradio as gr
 
 from resfpn.config import PRESET_NOTES, PRESETS
-from ui import api, controls, explore, heatmaps, share
+from ui import api, compare, controls, explore, fields, heatmaps, share
 from ui.controls import CONTROLS, config_from_controls, controls_from_config  # noqa: F401  (tests call these)
 from ui.explore import on_architecture, on_fix, on_preset  # noqa: F401
 from ui.heatmaps import on_display, on_run  # noqa: F401
@@ -57,7 +57,8 @@ with gr.Blocks(title="resfpn — ResNet + FPN shape explorer") as demo:
                 fix_buttons = [gr.Button(visible=False, size="sm", elem_id=f"fix-{i}") for i in range(explore.MAX_FIXES)]
             with gr.Tabs():
                 shape_views = explore.shape_tabs()
-                heat = heatmaps.heatmaps_tab()
+                heat = heatmaps.heatmaps_tab(below=fields.fields_section)
+                pair = compare.compare_tab()
                 shared = share.share_tab()
                 with gr.Tab("Report (JSON)", id="json"):
                     report = gr.JSON(label="Trace report")
@@ -81,8 +82,9 @@ with gr.Blocks(title="resfpn — ResNet + FPN shape explorer") as demo:
     for i, button in enumerate(fix_buttons):
         button.click(lambda fixes, *values, i=i: on_fix(i, fixes, *values), [fixes_state, *design],
                      [*design, *arch_outputs], api_visibility="private", concurrency_id="trace")
-    heatmaps.wire(heat, design)
+    fields.wire(heat["below"], heatmaps.wire(heat, design), heat["state"])
     share.wire(shared, preset, design, refresh)
+    compare.wire(pair, design, heat)
     # Not the "model" group: a trace-only call answers at once; runs queue on the engine's slot.
     gr.api(api.analyze, api_name="analyze", concurrency_id="analyze", concurrency_limit=4)
     gr.api(api.receptive_field, api_name="receptive_field", concurrency_id="model", concurrency_limit=1)

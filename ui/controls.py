@@ -98,7 +98,8 @@ def group(name: str) -> list[str]:
     return [c.name for c in TABLE if c.group == name]
 
 
-def config_from_controls(values: list[Any]) -> Config:
+def design_dict(values: list[Any]) -> dict[str, Any]:
+    """The controls' values as configuration fields (not yet checked; an empty control is refused)."""
     d: dict[str, Any] = {"widths": [0] * 4, "blocks": [0] * 4}
     for control, value in zip(TABLE, values):
         if isinstance(value, float) and value.is_integer():
@@ -110,7 +111,11 @@ def config_from_controls(values: list[Any]) -> Config:
             d[field][int(i)] = value
         else:
             d[field] = value
-    return checked_config(d)
+    return d
+
+
+def config_from_controls(values: list[Any]) -> Config:
+    return checked_config(design_dict(values))
 
 
 def controls_from_config(config: Config) -> list[Any]:

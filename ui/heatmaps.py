@@ -16,7 +16,7 @@ from .controls import CONTROLS, Slider, choices, config_from_controls
 from .library import EXAMPLES, admit, check_precision, check_run, decode, engine, refuse, trace, weights_errors, weights_for
 
 if TYPE_CHECKING:
-    from resfpn.engine import Run
+    from resfpn.engine import Run, Weights
     from resfpn.images import Decoded
     from resfpn.records import Trace
 
@@ -107,7 +107,7 @@ def run_status(run: Run, decoded: Decoded, t: Trace) -> str:
 
 
 def run_image(config: Config, image_path: str | None, mode: str | None, seed: Any, checkpoint: str | None,
-              precision: str = "fp32", progress: gr.Progress | None = None) -> tuple[Run, Decoded, Trace]:
+              precision: str = "fp32", progress: gr.Progress | None = None) -> tuple[Run, Decoded, Trace, Weights]:
     """Check, admit and run one image (the engine's slot held from decoding to the end)."""
     t = trace(config)
     estimate = check_run(t)
@@ -120,7 +120,7 @@ def run_image(config: Config, image_path: str | None, mode: str | None, seed: An
             run = engine().run(config, decoded.image, weights, precision)
         except weights_errors() as err:
             raise refuse(str(err), "Checkpoint refused") from None
-    return run, decoded, t
+    return run, decoded, t, weights
 
 
 def on_run(*args: Any, progress: gr.Progress = gr.Progress()) -> tuple:
@@ -132,12 +132,13 @@ def on_run(*args: Any, progress: gr.Progress = gr.Progress()) -> tuple:
     values, (image_path, mode, seed, checkpoint, reduction, channel, overlay, opacity, colorscale, shared,
              *rest) = list(args[: len(CONTROLS)]), args[len(CONTROLS):]
     config = config_from_controls(values)
-    run, decoded, t = run_image(config, image_path, mode, seed, checkpoint, rest[0] if rest else "fp32", progress)
+    run, decoded, t, weights = run_image(config, image_path, mode, seed, checkpoint, rest[0] if rest else "fp32",
+                                         progress)
     with engine().slot():
         fig, note = heatmaps(run, t, reduction, channel, overlay, opacity, colorscale, shared)
         rows = stats_rows(run)
     status = run_status(run, decoded, t) + difference_text(run) + note
-    return fig, rows, status, {"key": run.key, "config": config, "weights": run.weights}
+    return fig, rows, status, {"key": run.key, "config": config, "weights": weights, "image": run.image}
 
 
 def on_display(state: dict | None, reduction: str, channel: float | None, overlay: bool, opacity: float | None,
@@ -165,9 +166,12 @@ def on_design(*args: Any) -> tuple:
     return gr.update(choices=fitting, value=value), weights_note(config)
 
 
-def heatmaps_tab() -> dict[str, gr.components.Component]:
-    """The heatmaps tab's layout (call inside ``gr.Tabs``); returns its components by name."""
-    c: dict[str, gr.components.Component] = {}
+def heatmaps_tab(below=None) -> dict[str, Any]:
+    """The heatmaps tab's layout (call inside ``gr.Tabs``); returns its components by name.
+
+    ``below()`` lays out more of the tab under the statistics; what it returns is under "below".
+    """
+    c: dict[str, Any] = {}
     with gr.Tab("Feature heatmaps", id="heat"):
         with gr.Row():
             with gr.Column(scale=1, min_width=260):
@@ -197,13 +201,16 @@ def heatmaps_tab() -> dict[str, gr.components.Component]:
         c["plot"] = gr.Plot(label="C2–C5 (top) and P2–P7 (bottom)", show_label=False, elem_id="heat-plot")
         c["stats"] = gr.Dataframe(headers=["level", "shape C×H×W", "mean", "std", "zeros", "top channels (energy)"],
                                   interactive=False, label="Per-level activation statistics")
+        if below is not None:
+            c["below"] = below()
     c["state"] = gr.State(None)
     return c
 
 
-def wire(c: dict[str, gr.components.Component], controls: list[gr.components.Component]) -> None:
+def wire(c: dict[str, Any], controls: list[gr.components.Component]):
+    """Wire the tab; returns the run event (for what follows a run)."""
     display = [c[k] for k in DISPLAY]
-    c["run"].click(on_run, [*controls, c["image"], c["weights"], c["seed"], c["checkpoint"], *display, c["precision"]],
+    run = c["run"].click(on_run, [*controls, c["image"], c["weights"], c["seed"], c["checkpoint"], *display, c["precision"]],
                    [c["plot"], c["stats"], c["status"], c["state"]], api_name="run", concurrency_id="model",
                    concurrency_limit=1)
     gr.on([d.input for d in display], on_display, [c["state"], *display], [c["plot"], c["status"]],
@@ -212,3 +219,4 @@ def wire(c: dict[str, gr.components.Component], controls: list[gr.components.Com
                          concurrency_id="display")
     gr.on([x.change for x in controls], on_design, [*controls, c["weights"]], [c["weights"], c["weights_note"]],
           api_visibility="private", trigger_mode="always_last", concurrency_id="trace")
+    return run

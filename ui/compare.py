@@ -1,0 +1,135 @@
+"""Compare two designs: pin the current design as A, change the controls (or pick a preset), and B,
+the current design, appears beside it, with what differs marked; with an image, both run on it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from resfpn import Config
+
+from .controls import controls_from_config, design_dict
+from .library import LIMITS, checked_config, decode, engine, refuse, weights_for
+
+NOT_PINNED = ("**Pin the current design as A**, then change the controls (or choose a preset): the current "
+              "design is B and appears beside A, with the levels, additions and blocks that differ marked (≠).")
+
+
+def _comparison(pinned: dict, values: list[Any], image=None, weights=None):
+    from resfpn import compare
+
+    extra = {"weights": weights} if weights is not None else {}
+    return compare.compare(pinned, design_dict(values), image, engine=engine() if image is not None else None,
+                           limits=LIMITS, **extra)
+
+
+def _summary(report: dict) -> str:
+    lines = []
+    changed = report.get("changed") or {}
+    if changed:
+        lines.append("**B changes** " + ", ".join(f"`{k}`: {v['a']} → {v['b']}" for k, v in changed.items()))
+    else:
+        lines.append("**A and B are the same design.**")
+    for side in ("a", "b"):
+        error = (report.get("errors") or {}).get(side)
+        mismatch = (report.get("mismatch") or {}).get(side)
+        if error:
+            lines.append(f"**{side.upper()} refused:** {error}")
+        elif mismatch:
+            lines.append(f"**{side.upper()} has a shape mismatch:** {mismatch}")
+    return "\n\n".join(lines)
+
+
+def _table(report: dict) -> dict:
+    from resfpn.figures.compare import COMPARE_TABLE_HEADERS, compare_table_rows
+
+    return {"headers": COMPARE_TABLE_HEADERS, "data": compare_table_rows(report)}
+
+
+def on_compare(pinned: dict | None, *values: Any) -> tuple:
+    """The design changed (or A was pinned): compare the two traces (no image, no forward)."""
+    from resfpn import figures
+
+    if not pinned:
+        return gr.update(value=None), gr.update(value=None), [], NOT_PINNED
+    result = _comparison(pinned, list(values))
+    report = result.to_dict()
+    fig_a, fig_b = figures.compare_architecture_figures(result)
+    return fig_a, fig_b, _table(report), _summary(report)
+
+
+def on_pin(*values: Any) -> tuple:
+    config = checked_config(design_dict(list(values)))
+    return config.to_dict(), "**A** is pinned: " + _design_name(config)
+
+
+def on_swap(pinned: dict | None, *values: Any) -> list:
+    """A becomes the current design (the controls), and the current design becomes A."""
+    if not pinned:
+        raise refuse("Pin a design as A first.", "Nothing to swap")
+    current = checked_config(design_dict(list(values)))
+    a = Config.from_dict(pinned)
+    return [current.to_dict(), "**A** is pinned: " + _design_name(current), *controls_from_config(a)]
+
+
+def on_clear() -> tuple:
+    return None, "No design pinned."
+
+
+def on_run_both(pinned: dict | None, image_path: str | None, mode: str | None, seed: Any, checkpoint: str | None,
+                *values: Any, progress: gr.Progress = gr.Progress()) -> tuple:
+    """Run the image through A and B (cached models and shared backbone levels reused)."""
+    from resfpn import figures
+
+    if not pinned:
+        raise refuse("Pin a design as A first.", "Nothing to compare")
+    decoded = decode(image_path)
+    current = checked_config(design_dict(list(values)))
+    weights = weights_for(current, mode, seed, checkpoint, progress)
+    result = _comparison(pinned, list(values), decoded.image, weights)
+    report = result.to_dict()
+    fig = figures.compare_heatmaps_figure(result, image=decoded.image)
+    note = " · ".join(f"{k} {v:.3g}" for k, v in result.differences().items())
+    return fig, _table(report), _summary(report) + (f"\n\nrelative L2 ‖A−B‖/max: {note}" if note else "")
+
+
+def _design_name(config: Config) -> str:
+    return (f"{config.block} {list(config.blocks)} widths {list(config.widths)}, skip {config.skip}, "
+            f"FPN {config.fpn_from}–, d={config.fpn_width}, {config.policy}, {config.input_height}×{config.input_width}")
+
+
+def compare_tab() -> dict[str, Any]:
+    """The compare tab (call inside ``gr.Tabs``); returns its components by name."""
+    c: dict[str, Any] = {}
+    with gr.Tab("Compare A / B", id="compare"):
+        with gr.Row():
+            c["pin"] = gr.Button("Pin current design as A", variant="primary", elem_id="pin")
+            c["swap"] = gr.Button("Swap A and B", elem_id="swap")
+            c["clear"] = gr.Button("Clear pin", elem_id="clear-pin")
+            c["run"] = gr.Button("Run both on the image (Feature heatmaps tab)", elem_id="run-both")
+        c["pinned_note"] = gr.Markdown("No design pinned.", elem_id="pinned-note")
+        c["summary"] = gr.Markdown(NOT_PINNED, elem_id="compare-summary")
+        with gr.Row():
+            c["arch_a"] = gr.Plot(show_label=False, elem_id="compare-arch-a")
+            c["arch_b"] = gr.Plot(show_label=False, elem_id="compare-arch-b")
+        c["table"] = gr.Dataframe(interactive=False, label="Per-level and per-part differences", elem_id="compare-table")
+        c["heat"] = gr.Plot(show_label=False, elem_id="compare-heat")
+    c["pinned"] = gr.State(None)
+    return c
+
+
+def wire(c: dict[str, Any], design: list, heat: dict[str, Any]) -> None:
+    outputs = [c["arch_a"], c["arch_b"], c["table"], c["summary"]]
+    pin = c["pin"].click(on_pin, design, [c["pinned"], c["pinned_note"]], api_visibility="private",
+                         concurrency_id="trace")
+    pin.then(on_compare, [c["pinned"], *design], outputs, api_visibility="private", concurrency_id="trace")
+    c["swap"].click(on_swap, [c["pinned"], *design], [c["pinned"], c["pinned_note"], *design],
+                    api_visibility="private", concurrency_id="trace")
+    c["clear"].click(on_clear, None, [c["pinned"], c["pinned_note"]], api_visibility="private").then(
+        on_compare, [c["pinned"], *design], outputs, api_visibility="private", concurrency_id="trace")
+    gr.on([x.change for x in design], on_compare, [c["pinned"], *design], outputs, api_visibility="private",
+          trigger_mode="always_last", concurrency_id="trace")
+    c["run"].click(on_run_both, [c["pinned"], heat["image"], heat["weights"], heat["seed"], heat["checkpoint"], *design],
+                   [c["heat"], c["table"], c["summary"]], api_visibility="private", concurrency_id="model",
+                   concurrency_limit=1)
