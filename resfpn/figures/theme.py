@@ -68,7 +68,10 @@ def _on_marks(trace: dict[str, Any]) -> bool:
 
 
 def _dark_defaults(layout: dict[str, Any]) -> None:
-    """Fill in what the figure left to plotly.js's light defaults (in place)."""
+    """Make dark what the figure leaves to its template or to plotly.js's light defaults (in place).
+
+    The figure's own values win over its template's, so the template's colours are overwritten.
+    """
     d = DARK_DEFAULTS
     layout.setdefault("paper_bgcolor", d["paper"])
     layout.setdefault("plot_bgcolor", d["paper"])
@@ -77,16 +80,16 @@ def _dark_defaults(layout: dict[str, Any]) -> None:
     hover.setdefault("bgcolor", d["paper"])
     hover.setdefault("font", {}).setdefault("color", d["ink"])
     template = layout.get("template")
-    if not isinstance(template, dict):  # a named template ("none") or none at all
+    if not isinstance(template, dict):  # a template name, or none at all
         template = {}
     tl = template.setdefault("layout", {})
+    tl |= dict(paper_bgcolor=d["paper"], plot_bgcolor=d["paper"])
+    tl.setdefault("font", {})["color"] = d["ink"]
     for axis in ("xaxis", "yaxis"):
-        a = tl.setdefault(axis, {})
-        for k, v in (("gridcolor", d["grid"]), ("linecolor", d["line"]), ("zerolinecolor", d["line"]),
-                     ("tickcolor", d["line"])):
-            a.setdefault(k, v)
-    tl.setdefault("annotationdefaults", {}).setdefault("arrowcolor", d["line"])
-    tl.setdefault("coloraxis", {}).setdefault("colorbar", {}).setdefault("tickcolor", d["line"])
+        tl.setdefault(axis, {}).update(gridcolor=d["grid"], linecolor=d["line"], zerolinecolor=d["line"],
+                                       tickcolor=d["line"])
+    tl.setdefault("annotationdefaults", {})["arrowcolor"] = d["line"]
+    tl.setdefault("coloraxis", {}).setdefault("colorbar", {}).update(tickcolor=d["line"], outlinecolor=d["line"])
     layout["template"] = template
 
 
