@@ -7,7 +7,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from ._style import INK, LINE, MUTED, STYLE
+from ._style import INK, LINE, MUTED, ON_MARK, PAPER, PILL_EDGE, PILL_FILL, STYLE
 
 @dataclass
 class Canvas:
@@ -43,7 +43,7 @@ def add_pill(cv: Canvas, x: float, y: float, text: str, color: str = MUTED, **kw
     """A small label with its own background, for text that sits on or next to an arrow."""
     cv.notes.append(dict(
         x=x, y=y, text=text, showarrow=False, font=dict(size=11, color=color),
-        bgcolor="#f9fafb", bordercolor="#d1d5db", borderwidth=1, borderpad=2, **kw,
+        bgcolor=PILL_FILL, bordercolor=PILL_EDGE, borderwidth=1, borderpad=2, **kw,
     ))
 
 
@@ -61,7 +61,7 @@ def add_nodes(cv: Canvas, nodes: list[tuple[float, float, str, int, str]]) -> No
     xs, ys, colors, sizes, hovers = zip(*nodes)
     cv.traces.append(dict(type="scatter",
         x=xs, y=ys, mode="markers+text", text=["+" if s >= 16 else "" for s in sizes], textposition="middle center",
-        textfont=dict(color="#ffffff", size=17, family="Arial Black, Arial, sans-serif"),
-        marker=dict(color=list(colors), size=list(sizes), opacity=1, line=dict(color="#ffffff", width=2)),
+        textfont=dict(color=ON_MARK, size=17, family="Arial Black, Arial, sans-serif"),
+        marker=dict(color=list(colors), size=list(sizes), opacity=1, line=dict(color=PAPER, width=2)),
         hovertext=list(hovers), hoverinfo="text", name="",
     ))

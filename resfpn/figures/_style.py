@@ -1,7 +1,8 @@
 """Figure style: colours, fonts, the white card every figure sits on, and small text helpers.
 
-All figures sit on an explicit white card with dark ink, so they read the same on a light or a
-dark page, and use a near-empty template to keep the JSON small.
+All figures are drawn on an explicit white card with dark ink and use a near-empty template to
+keep the JSON small; ``theme.apply_theme`` recolours a finished figure for a dark page with the
+``DARK`` pairs below, the one home of the light -> dark palette.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from ..records import Trace
 INK, MUTED, LINE, GRID, PAPER = "#111827", "#4b5563", "#6b7280", "#e5e7eb", "#ffffff"
 OK, BAD, OFF = "#15803d", "#dc2626", "#9ca3af"
 OFF_FILL = "#f3f4f6"
+PILL_FILL, PILL_EDGE = "#f9fafb", "#d1d5db"  # small labels that sit on arrows
+HOVER_EDGE = "#374151"
+BAD_FILL = "#fef2f2"  # behind the mismatch note
+ON_MARK = "#ffffff"  # text drawn on a coloured mark (the "+" of a ⊕ node); kept in every theme
 STYLE = {  # box kind -> (fill, outline)
     "input": ("#f1f5f9", "#475569"),
     "stem": ("#e0e7ff", "#4338ca"),
@@ -24,8 +29,33 @@ STYLE = {  # box kind -> (fill, outline)
     "S": ("#ede9fe", "#6d28d9"),
     "off": (OFF_FILL, OFF),
 }
+F_COLOR, S_COLOR, LATERAL = STYLE["F"][1], STYLE["S"][1], STYLE["input"][1]
 FONT = dict(family="Inter, 'Segoe UI', Helvetica, Arial, sans-serif", size=13, color=INK)
 LEVEL_COLOR = {"C": "#2563eb", "P": "#ea580c"}
+# Light colour -> its dark-theme equivalent. Structural colours only: card, ink, grid, box fills and
+# outlines (same hue, lighter outline on a darker fill). Semantic colours are absent on purpose and
+# stay as they are: OK/BAD, LEVEL_COLOR, ON_MARK, heatmap colour scales. OFF ("not reached") becomes a
+# darker grey, so unreached parts still recede on a dark card.
+DARK: dict[str, str] = {
+    PAPER: "#18181b",
+    INK: "#e4e4e7",
+    MUTED: "#a1a1aa",
+    LINE: "#a1a1aa",
+    GRID: "#3f3f46",
+    OFF: "#63636b",
+    OFF_FILL: "#27272a",
+    PILL_FILL: "#27272a",
+    PILL_EDGE: "#52525b",
+    HOVER_EDGE: "#a1a1aa",
+    BAD_FILL: "#2c1215",
+    "#f1f5f9": "#1e293b", "#475569": "#94a3b8",  # input
+    "#e0e7ff": "#1e1b4b", "#4338ca": "#a5b4fc",  # stem
+    "#dbeafe": "#172554", "#1d4ed8": "#60a5fa",  # C, F
+    "#ffedd5": "#431407", "#c2410c": "#fb923c",  # P
+    "#ede9fe": "#2e1065", "#6d28d9": "#a78bfa",  # S
+}
+# Defaults a figure leaves to plotly.js (#444 lines, #eee grid, white card) and their dark values.
+DARK_DEFAULTS = dict(paper=DARK[PAPER], ink=DARK[INK], grid=DARK[GRID], line=DARK[MUTED])
 PART_LABEL = {"fpn.lateral": "FPN<br>lateral", "fpn.output": "FPN<br>output", "fpn.extra": "FPN<br>P6/P7"}
 
 
@@ -41,7 +71,7 @@ def card_layout(title: str, height: int, subtitle: str = "", **extra: Any) -> di
         paper_bgcolor=PAPER,
         plot_bgcolor=PAPER,
         font=FONT,
-        hoverlabel=dict(bgcolor="#ffffff", bordercolor="#374151", font=dict(color=INK, size=13)),
+        hoverlabel=dict(bgcolor=PAPER, bordercolor=HOVER_EDGE, font=dict(color=INK, size=13)),
         showlegend=False,
         **extra,
     )

@@ -11,7 +11,7 @@ from ..config import LEVEL_STRIDE
 from ..formatting import ceil_div, format_count, format_mib, format_shape
 from ..records import Trace
 from ._canvas import Canvas, add_arrow, add_box, add_label, add_nodes, add_pill
-from ._style import BAD, INK, LINE, MUTED, OFF, OK, add_status, card_layout, failure, hidden_axes, mismatch_note
+from ._style import BAD, BAD_FILL, INK, LATERAL, LINE, MUTED, OFF, OK, add_status, card_layout, failure, hidden_axes, mismatch_note
 
 ROW_PITCH = 11.0
 X_C, X_M, X_P = 33.0, 60.0, 84.0  # centres of the backbone, merge and pyramid columns (of 0..100)
@@ -161,7 +161,7 @@ def _draw_fpn(cv: Canvas, t: Trace, boxes: dict[str, _Box]) -> None:
         add_arrow(cv, boxes[c].right, (X_M - 1.6, y), color)
         add_pill(cv, (boxes[c].right[0] + X_M) / 2, y, "1×1 conv")
         if top:
-            nodes.append((X_M, y, "#475569" if reached_lateral else OFF, 12,
+            nodes.append((X_M, y, LATERAL if reached_lateral else OFF, 12,
                           f"lateral({c}) starts the top-down path (no addition here)"))
         else:
             status_color, hover = add_status(merge, f"FPN merge into {p}")
@@ -219,7 +219,7 @@ def architecture_figure(t: Trace) -> go.Figure:
                xanchor="right", yanchor="bottom")
     if t.mismatch:
         cv.notes.append(dict(x=99, y=ROW_PITCH * 0.95, text=mismatch_note(t), showarrow=False, align="left",
-                           xanchor="right", font=dict(size=12, color=BAD), bgcolor="#fef2f2",
+                           xanchor="right", font=dict(size=12, color=BAD), bgcolor=BAD_FILL,
                            bordercolor=BAD, borderwidth=1.5, borderpad=6))
     subtitle = (f"input {cfg.input_height}×{cfg.input_width}, {cfg.block} blocks {list(cfg.blocks)}, "
                 f"widths {list(cfg.widths)}, skip {cfg.skip}; FPN d={cfg.fpn_width} on {cfg.fpn_levels[0]}–C5, "

@@ -8,7 +8,7 @@ from ..config import SKIP_OPTIONS
 from ..formatting import format_count, format_shape
 from ..records import ModuleRecord, Trace
 from ._canvas import Canvas, add_arrow, add_box, add_label, add_nodes, add_pill
-from ._style import BAD, INK, LINE, MUTED, add_status, card_layout, failure, hidden_axes
+from ._style import BAD, F_COLOR, GRID, INK, LINE, MUTED, OFF, OFF_FILL, S_COLOR, add_status, card_layout, failure, hidden_axes
 
 SLOT, STEP_W = 25.0, 10.4  # width of one stage's panel (of 0..100) and of a step's box
 Y_IN, Y_ADD, Y_OUT, STEP_H = 6.0, 76.0, 90.0, 8.5
@@ -102,11 +102,11 @@ def _draw_zero_pad(cv: Canvas, short: ModuleRecord, x: float, w: float) -> None:
     x_right, y0, y1 = x + w / 2, y - STEP_H / 2, y + STEP_H / 2
     cv.traces.append(dict(type="scatter",
         x=[x_split, x_right, x_right, x_split, x_split], y=[y0, y0, y1, y1, y0], mode="lines", fill="toself",
-        fillcolor="#e5e7eb", fillpattern=dict(shape="/", fgcolor="#9ca3af", bgcolor="#f3f4f6", size=7),
-        line=dict(color="#6d28d9", width=2, dash="dot"), hoveron="fills", hoverinfo="text", name="",
+        fillcolor=GRID, fillpattern=dict(shape="/", fgcolor=OFF, bgcolor=OFF_FILL, size=7),
+        line=dict(color=S_COLOR, width=2, dash="dot"), hoveron="fills", hoverinfo="text", name="",
         text=f"{pad} zero channels appended by Option A (no parameters, always zero)",
     ))
-    add_pill(cv, x, y0 - 2.5, f"{cin} real | +{pad} zero channels", "#6d28d9", yanchor="top")
+    add_pill(cv, x, y0 - 2.5, f"{cin} real | +{pad} zero channels", S_COLOR, yanchor="top")
 
 
 def _block_panel(cv: Canvas, t: Trace, stage_index: int) -> None:
@@ -132,8 +132,8 @@ def _block_panel(cv: Canvas, t: Trace, stage_index: int) -> None:
     failed = add is not None and not add.ok
     add_arrow(cv, f_top, (x_mid - 1.4, Y_ADD - 1.6))
     add_arrow(cv, s_top, (x_mid + 1.4, Y_ADD - 1.6))
-    add_label(cv, x_f - 1, Y_ADD - 3, "<b>F(x)</b>", "#1d4ed8", xanchor="right")
-    add_label(cv, x_s + 1, Y_ADD - 3, "<b>S(x)</b>", "#6d28d9", xanchor="left")
+    add_label(cv, x_f - 1, Y_ADD - 3, "<b>F(x)</b>", F_COLOR, xanchor="right")
+    add_label(cv, x_s + 1, Y_ADD - 3, "<b>S(x)</b>", S_COLOR, xanchor="left")
     add_nodes(cv, [(x_mid, Y_ADD, color, 32 if failed else 26, hover)])
     if failed:
         add_label(cv, x_mid, Y_ADD + 5.5, f"<b>✗ {failure(t)}</b>", BAD)
