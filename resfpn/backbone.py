@@ -74,9 +74,24 @@ class ResNetBackbone(nn.Module):
         return {"stem": [self.stem]} | {s.module: [self.get_submodule(s.module)] for s in self._levels.values()}
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = self.stem(x)
-        out = {}
+        return self._stages_after({}, self.stem(x))
+
+    def forward_from(self, known: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """All of C2..C5 from a prefix of them already computed (at least C2): runs the other stages.
+
+        Raises:
+            ValueError: ``known`` is not a prefix of the declared levels.
+        """
+        levels = list(self._levels)
+        if not known or list(known) != levels[: len(known)]:
+            raise ValueError(f"known levels {list(known)}: expected a prefix of {levels}")
+        return self._stages_after(dict(known), known[levels[len(known) - 1]])
+
+    def _stages_after(self, features: dict[str, torch.Tensor], x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Runs from ``x`` (the last level in ``features``, or the stem's output) the stages of the
+        levels ``features`` lacks, adding their outputs to it."""
         for level, spec in self._levels.items():
-            x = self.get_submodule(spec.module)(x)
-            out[level] = x
-        return out
+            if level not in features:
+                x = self.get_submodule(spec.module)(x)
+                features[level] = x
+        return features

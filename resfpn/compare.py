@@ -20,10 +20,9 @@ from .activations import level_stats, reduce_channels
 from .config import LEVEL_STRIDE, Config, ConfigError
 from .engine import Engine, Run, Weights, cached_trace
 from .limits import LimitError, Limits, memory_estimate
-from .tracing import PARTS, Trace
+from .records import Trace
 
 SIDES = ("a", "b")
-BLOCK_KINDS = ("basic-block", "bottleneck-block")
 
 
 @dataclass
@@ -119,44 +118,56 @@ def _levels(ta: Trace | None, tb: Trace | None) -> dict[str, dict[str, Any]]:
     }
 
 
-def _addition_order(where: str) -> tuple:
-    """Execution order of an addition: residual adds by stage and block, then FPN merges top-down."""
-    if where.startswith("layer"):
-        stage, block = where.split()[0][len("layer"):].split(".")
-        return (0, int(stage), int(block))
-    if where.startswith("FPN merge into P"):
-        return (1, -int(where[len("FPN merge into P"):]))
-    return (2, where)
+def merge_orders(a: list[str], b: list[str]) -> list[str]:
+    """One list holding each item of ``a`` and ``b`` once, keeping the order of both.
+
+    Both are in execution order (each a subsequence of one model-wide order), so an item of ``a``
+    that ``b`` lacks sits where ``a`` had it: ``["x", "y", "z"]`` and ``["x", "w", "z"]`` give
+    ``["x", "y", "w", "z"]``.
+    """
+    only_a, only_b = set(a) - set(b), set(b) - set(a)
+    merged, i, j = [], 0, 0
+    while i < len(a) or j < len(b):
+        if i < len(a) and (j == len(b) or a[i] in only_a or a[i] == b[j]):
+            if j < len(b) and a[i] == b[j]:
+                j += 1
+            merged.append(a[i])
+            i += 1
+        else:
+            merged.append(b[j])
+            j += 1
+    return merged
 
 
 def _additions(ta: Trace | None, tb: Trace | None) -> list[dict[str, Any]]:
+    """Additions aligned by place (``where``), in the order they ran."""
     def by_where(t):
         return {a.where: {"shapes": [list(s) for s in a.shapes], "ok": a.ok} for a in (t.additions if t else ())}
 
     sa, sb = by_where(ta), by_where(tb)
     return [
         {"where": w, "a": sa.get(w), "b": sb.get(w), "differs": sa.get(w) != sb.get(w)}
-        for w in sorted(set(sa) | set(sb), key=_addition_order)
+        for w in merge_orders(list(sa), list(sb))
     ]
 
 
 def _blocks_of(t: Trace | None) -> dict[str, dict[str, Any]]:
-    """Residual blocks by site ("layer2.0"): kind, shapes, shortcut kind, parameters and MACs."""
+    """Residual blocks that ran, by site ("layer2.0"): kind, shapes, shortcut kind, parameters and MACs."""
     if t is None:
         return {}
-    records = {m.name: m for m in t.modules}
     blocks = {}
-    for m in t.modules:
-        if m.kind not in BLOCK_KINDS:
+    for path, site in t.blocks.items():
+        m = t.module(path)
+        if m is None:
             continue
-        shortcut = records.get(f"{m.name}.shortcut")
-        blocks[m.name.removeprefix("backbone.")] = {
+        shortcut = t.shortcut(path)
+        blocks[site] = {
             "kind": m.kind,
             "in_shape": list(m.in_shape),
             "out_shape": list(m.out_shape) if m.out_shape else None,
             "shortcut": shortcut.kind if shortcut else None,
             "params": m.params,
-            "macs": sum(r.macs for r in t.modules if r.name.startswith(m.name + ".")),
+            "macs": sum(r.macs for r in t.inside(path)),
         }
     return blocks
 
@@ -164,7 +175,7 @@ def _blocks_of(t: Trace | None) -> dict[str, dict[str, Any]]:
 def _blocks(ta: Trace | None, tb: Trace | None) -> list[dict[str, Any]]:
     ba, bb = _blocks_of(ta), _blocks_of(tb)
     rows = []
-    for site in sorted(set(ba) | set(bb), key=lambda s: _addition_order(s + " residual add")):
+    for site in merge_orders(list(ba), list(bb)):
         a, b = ba.get(site), bb.get(site)
         changes = ["presence"] if (a is None) != (b is None) else [k for k in (a or {}) if a[k] != b[k]]
         rows.append({"site": site, "a": a, "b": b, "differs": bool(changes), "changes": changes})
@@ -192,11 +203,12 @@ def _costs(ta: Trace | None, tb: Trace | None) -> dict[str, Any]:
         return {"total": c.total, "backbone": c.backbone, "fpn": c.fpn, **c.parts}
 
     out: dict[str, Any] = {}
+    parts = merge_orders(*(list(t.params.parts) if t else [] for t in (ta, tb)))  # from the models' maps
     for what in ("params", "macs"):
         ca, cb = counts(ta, what), counts(tb, what)
         out[what] = {
-            k: _pair(ca[k] if ca else None, cb[k] if cb else None)
-            for k in ("total", "backbone", "fpn", *PARTS)
+            k: _pair(ca.get(k) if ca else None, cb.get(k) if cb else None)
+            for k in ("total", "backbone", "fpn", *parts)
         }
     memory = {}
     for k in ("total", "peak_estimate"):
@@ -318,9 +330,13 @@ def shared_levels(model_a: nn.Module, model_b: nn.Module, ta: Trace, tb: Trace) 
     ba, bb = model_a.backbone, model_b.backbone
     if not _same_module(ba.stem, bb.stem):
         return ()
+    declared_b = bb.output_shape()
     shared = []
-    for level, name in ba.stage_names.items():
-        if bb.stage_names.get(level) != name or not _same_module(getattr(ba, name), getattr(bb, name)):
+    for level, spec in ba.output_shape().items():
+        other = declared_b.get(level)
+        if other is None or other.module != spec.module:
+            break
+        if not _same_module(ba.get_submodule(spec.module), bb.get_submodule(other.module)):
             break
         shared.append(level)
     return tuple(shared)

@@ -13,8 +13,8 @@ import json
 import sys
 from typing import Any
 
-from .formatting import format_shape
 from .config import PRESETS, Config, ConfigError
+from .formatting import format_count, format_mib, format_shape
 
 FIELDS = {f.name: f.default for f in dataclasses.fields(Config)}
 INPUT_FIELDS = ("input_height", "input_width", "input_channels", "batch")  # kept by --vs-preset
@@ -91,8 +91,6 @@ def _cell(value: Any, fmt=str) -> str:
 
 def format_comparison(report: dict[str, Any]) -> str:
     """The human-readable side-by-side table of a ``/compare`` report (``Comparison.to_dict()``)."""
-    from .cli import _human, _mib
-
     lines = []
     for side in ("a", "b"):
         r = report[side]
@@ -115,7 +113,7 @@ def format_comparison(report: dict[str, Any]) -> str:
     for name, lv in report["levels"].items():
         row = (f"{'≠' if lv['differs'] else ' '} {name:<6} {shape(lv['a']):<16} {shape(lv['b']):<16} "
                f"{_cell(lv['receptive_field']['a']):>6} {_cell(lv['receptive_field']['b']):>6} "
-               f"{_cell(lv['bytes']['a'], _mib):>11} {_cell(lv['bytes']['b'], _mib):>11}")
+               f"{_cell(lv['bytes']['a'], format_mib):>11} {_cell(lv['bytes']['b'], format_mib):>11}")
         if image:
             row += f" {_cell(lv['difference'], lambda d: f'{d:.3g}'):>8}"
         lines.append(row)
@@ -130,7 +128,7 @@ def format_comparison(report: dict[str, Any]) -> str:
         for b in blocks:
             def describe(x):
                 return "absent" if x is None else (f"{x['kind']}, shortcut {x['shortcut']}, "
-                                                   f"{x['params']:,} params, {_human(x['macs'])}MACs")
+                                                   f"{x['params']:,} params, {format_count(x['macs'], 'MACs')}")
             lines.append(f"  {b['site']:<10} A: {describe(b['a'])}")
             lines.append(f"  {'':<10} B: {describe(b['b'])}")
     additions = [a for a in report["additions"] if a["differs"] and both]
@@ -149,7 +147,7 @@ def format_comparison(report: dict[str, Any]) -> str:
         p, m = costs["params"][part], costs["macs"][part]
         mark = "≠" if p["a"] != p["b"] or m["a"] != m["b"] else " "
         lines.append(f"{mark} {part:<12} {_cell(p['a'], '{:,}'.format):>12} {_cell(p['b'], '{:,}'.format):>12} "
-                     f"{_cell(m['a'], _human):>11} {_cell(m['b'], _human):>11}")
+                     f"{_cell(m['a'], format_count):>11} {_cell(m['b'], format_count):>11}")
     for side in ("a", "b"):
         mismatch = report["mismatch"][side]
         if mismatch:

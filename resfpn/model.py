@@ -99,16 +99,8 @@ class ResFPN(nn.Module):
             known: ``{"C2": (N, C, H/4, W/4), ..}``, a prefix of C2..C5 (at least C2).
             input_hw: the input's height and width, for the diagnosis of a mismatch.
         """
-        stages = list(self.backbone.stage_names.items())
-        n = len(known)
-        if n == 0 or list(known) != [level for level, _ in stages[:n]]:
-            raise ValueError(f"known levels {list(known)}: expected a prefix of {[level for level, _ in stages]}")
-        features = dict(known)
-        x = features[stages[n - 1][0]]
         try:
-            for level, name in stages[n:]:
-                x = getattr(self.backbone, name)(x)
-                features[level] = x
+            features = self.backbone.forward_from(known)
             return features | self.fpn(features)
         except ShapeMismatchError as err:
             explain(err, self.config, input_hw)

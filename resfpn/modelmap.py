@@ -28,6 +28,7 @@ class ModelMap:
     shortcut_steps: dict[str, tuple[str, ...]] = field(default_factory=dict)  # block -> pool/conv inside S(x)
     residual: dict[str, tuple[str, ...]] = field(default_factory=dict)  # block -> convs of F(x)
     site: dict[str, str] = field(default_factory=dict)  # block -> its name in messages, e.g. "layer3.0"
+    inside: dict[str, tuple[str, ...]] = field(default_factory=dict)  # block -> every module under it
     sources: dict[str, tuple[str, ...]] = field(default_factory=dict)  # P level -> modules that make it
     part: dict[str, str] = field(default_factory=dict)  # module -> part ("stem", "layer1", .., "fpn.extra")
 
@@ -42,7 +43,7 @@ def map_model(model: ResFPN) -> ModelMap:
         return tuple(name_of[id(m)] for m in modules)
 
     levels = model.output_shape()
-    stages, shortcut, steps, residual, site = {}, {}, {}, {}, {}
+    stages, shortcut, steps, residual, site, inside = {}, {}, {}, {}, {}, {}
     for level, spec in model.backbone.output_shape().items():
         stage = model.backbone.get_submodule(spec.module)
         stages[level] = names(stage)
@@ -53,6 +54,7 @@ def map_model(model: ResFPN) -> ModelMap:
             steps[path] = names(inner)
             residual[path] = names(block.residual_convs())
             site[path] = block.site
+            inside[path] = names(m for m in block.modules() if m is not block)
     part = {name_of[id(sub)]: label for label, mods in model.parts().items() for m in mods for sub in m.modules()}
     return ModelMap(
         paths=frozenset(name_of.values()),
@@ -63,6 +65,7 @@ def map_model(model: ResFPN) -> ModelMap:
         shortcut_steps=steps,
         residual=residual,
         site=site,
+        inside=inside,
         sources={k: names(v) for k, v in model.fpn.level_sources().items()},
         part=part,
     )

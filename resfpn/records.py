@@ -164,6 +164,16 @@ class Trace:
         """Path of the first block of the stage that outputs ``level`` (where stride and width change)."""
         return self.map.stages[level][0]
 
+    @property
+    def blocks(self) -> dict[str, str]:
+        """Every residual block's path and its site (``"layer3.0"``), in execution order."""
+        return {block: self.map.site[block] for blocks in self.map.stages.values() for block in blocks}
+
+    def inside(self, block: str) -> list[ModuleRecord]:
+        """Records of the modules under a block (not the block itself) that ran, in execution order."""
+        paths = set(self.map.inside[block])
+        return [m for m in self.modules if m.name in paths]
+
     def shortcut(self, block: str) -> ModuleRecord | None:
         return self.module(self.map.shortcut[block])
 

@@ -9,7 +9,7 @@ from PIL import Image
 
 from resfpn import Config, build_model
 from resfpn.cli import main
-from resfpn.compare import compare, compare_traces, difference_maps, paired_maps, relative_difference
+from resfpn.compare import compare, compare_traces, difference_maps, merge_orders, paired_maps, relative_difference
 from resfpn.engine import Engine, cached_trace
 from resfpn.limits import Limits
 from resfpn.model import module_seed
@@ -125,6 +125,23 @@ def test_levels_are_the_union_of_both_sides_and_a_mismatch_is_reported(tiny):
     merges = {x["where"]: x for x in r["additions"]}
     assert merges["FPN merge into P4"]["a"]["ok"] is False and merges["FPN merge into P4"]["b"]["ok"] is True
     assert "FPN merge into P2" not in merges  # A stopped before it, B has no P2
+
+
+def test_merge_orders_keeps_both_orders():
+    assert merge_orders(["x", "y", "z"], ["x", "w", "z"]) == ["x", "y", "w", "z"]
+    assert merge_orders([], ["a", "b"]) == ["a", "b"] and merge_orders(["a"], []) == ["a"]
+    assert merge_orders(["a", "b", "c"], ["a", "b", "c"]) == ["a", "b", "c"]
+
+
+def test_blocks_and_additions_of_different_depths_come_in_execution_order(small):
+    r = compare_traces(cached_trace(small.replace(blocks=(1, 2, 1, 1))), cached_trace(small.replace(blocks=(2, 1, 1, 1))))
+    assert [b["site"] for b in r["blocks"]] == ["layer1.0", "layer1.1", "layer2.0", "layer2.1", "layer3.0", "layer4.0"]
+    assert [b["site"] for b in r["blocks"] if b["differs"]] == ["layer1.1", "layer2.1"]
+    wheres = [a["where"] for a in r["additions"]]
+    assert wheres[:6] == [b["site"] + " residual add" for b in r["blocks"]]
+    assert wheres[6:] == ["FPN merge into P4", "FPN merge into P3", "FPN merge into P2"]
+    assert list(r["costs"]["params"])[3:] == ["stem", "layer1", "layer2", "layer3", "layer4",
+                                              "fpn.lateral", "fpn.output", "fpn.extra"]
 
 
 # -- comparing activations -------------------------------------------------------------------------

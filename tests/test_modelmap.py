@@ -38,3 +38,13 @@ def test_figures_find_the_shortcut_and_residual_modules(skip):
     assert [m.kind for m in t.residual_convs(block)] == ["conv", "conv"]
     assert t.additions_in(block)[0].where == t.map.site[block] + " residual add"
     architecture_figure(t), block_figure(t)
+
+
+def test_blocks_come_in_execution_order_with_their_sites_and_modules():
+    t = trace(Config(**{**TINY, "blocks": (1, 2, 1, 1)}, skip="B"))
+    assert list(t.blocks.values()) == ["layer1.0", "layer2.0", "layer2.1", "layer3.0", "layer4.0"]
+    block = t.transition_block("C3")
+    inside = [m.name for m in t.inside(block)]
+    assert block not in inside and t.shortcut(block).name in inside
+    assert {m.name for m in (*t.residual_convs(block), *t.shortcut_steps(block))} <= set(inside)
+    assert sum(m.macs for m in t.inside(block)) == sum(m.macs for m in (*t.residual_convs(block), *t.shortcut_steps(block)))
