@@ -9,7 +9,8 @@ from ._style import BAD, INK, MUTED, OFF, OK, PAPER
 from .architecture import architecture_figure
 from .bars import level_bars_figure
 from .blocks import block_figure
+from .fields import receptive_field_figure
 from .heatmaps import heatmap_grid_figure
 
 __all__ = ["BAD", "INK", "MUTED", "OFF", "OK", "PAPER", "architecture_figure", "block_figure",
-           "heatmap_grid_figure", "level_bars_figure"]
+           "heatmap_grid_figure", "level_bars_figure", "receptive_field_figure"]
