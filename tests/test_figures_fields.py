@@ -139,7 +139,7 @@ def test_erf_colours_the_smallest_pixel_set_holding_95_percent(nonsquare):
 def test_weights_label_and_the_note_on_weights_are_shown(nonsquare):
     image, t, fields = clicked(nonsquare, 10, 10, ["C2"])
     fig = receptive_field_figure(image, (10, 10), t, fields, "C2", weights_label="ImageNet (torchvision)")
-    title = fig.layout.title.text
+    title = fig.layout.title.text.replace("<br>", " ")  # the subtitle wraps between words
     assert "weights: ImageNet (torchvision)" in title
     assert "depends on the weights" in title and "random" in title and "trained" in title
     assert fig.layout.paper_bgcolor == "#ffffff" and fig.layout.height >= 300

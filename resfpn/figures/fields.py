@@ -127,19 +127,21 @@ def receptive_field_figure(
 
     subtitle = wrap(f"point x={x}, y={y} of the {w_in}×{h_in} input · weights: {weights_label} · the effective "
                     "field depends on the weights (seeded random weights and trained ones give different maps); "
-                    "the theoretical box does not", 150)
+                    "the theoretical box does not", 105)
     fig.update_annotations(font=dict(size=12, color=INK))
+    height, top_margin, bottom_margin = 200 + 150 * n_rows, 128, 112
+    below = lambda px: -px / (height - top_margin - bottom_margin)  # noqa: E731  (pixels under the plot, in paper units)
     fig.update_layout(card_layout(
-        f"Receptive fields of the cells covering pixel ({x}, {y})", 190 + 150 * n_rows, subtitle,
-        margin=dict(l=46, r=12, t=120, b=70),
-        legend=dict(orientation="h", x=0, xanchor="left", y=-0.05, yanchor="top", font=dict(size=12),
+        f"Receptive fields of the cells covering pixel ({x}, {y})", height, subtitle,
+        margin=dict(l=46, r=12, t=top_margin, b=bottom_margin),
+        legend=dict(orientation="h", x=0, xanchor="left", y=below(26), yanchor="top", font=dict(size=12),
                     bgcolor="rgba(255,255,255,0)")))
     fig.update_layout(shapes=shapes, images=images, template=_template(image), showlegend=True,
                       coloraxis=dict(colorscale=ERF_COLORSCALE, cmin=0, cmax=100, colorbar=dict(
-                          orientation="h", title=dict(text="effective field: share of the input gradient held by<br>"
+                          orientation="h", title=dict(text="effective field: share of the input gradient held by "
                                                       "the pixels at least this strong", side="top",
                                                       font=dict(size=11)),
-                          thickness=9, len=0.3, x=1.0, xanchor="right", y=-0.05, yanchor="top",
+                          thickness=9, len=0.45, x=0, xanchor="left", y=below(56), yanchor="top",
                           tickvals=[0, 50, 80, 95], ticktext=["0", "50 %", "80 %", "95 %"], tickfont=dict(size=10),
                           outlinewidth=0)))
     return fig
@@ -179,7 +181,7 @@ def _size(box: list[int]) -> str:
 
 
 def _main_title(t: Trace, level: str, cell: tuple[int, int], box: list[int], f: dict[str, Any]) -> str:
-    head = (f"<b>{level}</b> cell [{cell[0]}, {cell[1]}] · stride {t.levels[level].stride} · "
+    head = (f"<b>{level}</b> cell [{cell[0]}, {cell[1]}] · stride {t.levels[level].stride}<br>"
             f"theoretical field {_size(box)} (dashed)")
     erf_box = f.get("erf_box")
     if erf_box is None:
