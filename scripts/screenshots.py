@@ -52,13 +52,27 @@ def shoot(url: str, out: Path) -> list[Path]:
         page.wait_for_timeout(800)
         shots.append(out / "heatmaps.png")
         page.screenshot(path=str(shots[-1]), full_page=True)
-        for tab, selector in (("Receptive fields", "#fields-plot .js-plotly-plot .main-svg"),
-                              ("Compare", "#compare-arch-a .js-plotly-plot .main-svg")):
-            if page.get_by_role("tab", name=tab).count():
-                page.get_by_role("tab", name=tab).click()
-                page.wait_for_timeout(500)
-                shots.append(out / f"{tab.lower().replace(' ', '-')}.png")
-                page.screenshot(path=str(shots[-1]), full_page=True)
+        # Click a point of the input: the fields of every level, the effective field of the chosen one.
+        page.wait_for_selector("#fields-image img")
+        page.locator("#fields-image img").scroll_into_view_if_needed()
+        box = page.locator("#fields-image img").bounding_box()
+        page.mouse.click(box["x"] + box["width"] * 0.45, box["y"] + box["height"] * 0.3)
+        _settle(page, "#fields-plot .js-plotly-plot .main-svg")
+        page.locator("#fields").scroll_into_view_if_needed()
+        shots.append(out / "receptive-fields.png")
+        page.screenshot(path=str(shots[-1]), full_page=True)
+
+        # Compare: pin the reference as A, switch B to skip A, run both.
+        page.get_by_role("tab", name="Compare A / B").click()
+        page.click("#pin")
+        page.wait_for_function("() => document.querySelector('#pinned-note').innerText.includes('pinned')")
+        page.locator("#skip").get_by_text("A — zero-pad").click()
+        page.wait_for_function("() => document.querySelector('#compare-summary').innerText.includes('skip')")
+        _settle(page, "#compare-arch-b .js-plotly-plot .main-svg")
+        page.click("#run-both")
+        _settle(page, "#compare-heat .js-plotly-plot .main-svg")
+        shots.append(out / "compare-skip-A-vs-B.png")
+        page.screenshot(path=str(shots[-1]), full_page=True)
         browser.close()
     return shots
 

@@ -63,14 +63,13 @@ def fields_section() -> dict[str, gr.components.Component]:
     with gr.Accordion("Receptive fields: click a point of the image", open=True, elem_id="fields"):
         gr.Markdown(NOTE)
         with gr.Row():
-            with gr.Column(scale=1, min_width=260):
-                c["image"] = gr.Image(type="pil", label="Input as the network sees it (click a point)",
-                                      interactive=False, elem_id="fields-image", height=300)
+            c["image"] = gr.Image(type="pil", label="Input as the network sees it (click a point)",
+                                  interactive=False, elem_id="fields-image", height=300, scale=1)
+            with gr.Column(scale=2):
                 c["level"] = gr.Radio(["C2", "C3", "C4", "C5", "P2", "P3", "P4", "P5", "P6"], value="P3",
                                       label="Effective field of level", elem_id="fields-level")
                 c["status"] = gr.Markdown(elem_id="fields-status")
-            with gr.Column(scale=3):
-                c["plot"] = gr.Plot(show_label=False, elem_id="fields-plot")
+        c["plot"] = gr.Plot(show_label=False, elem_id="fields-plot")
     c["point"] = gr.State(None)
     return c
 
