@@ -19,7 +19,7 @@ from ui import api, compare, controls, explore, fields, heatmaps, share
 from ui.controls import CONTROLS, config_from_controls, controls_from_config  # noqa: F401  (tests call these)
 from ui.explore import on_architecture, on_fix, on_preset  # noqa: F401
 from ui.heatmaps import on_display, on_run  # noqa: F401
-from ui.library import EXAMPLES, QUEUE_SIZE, engine, warm_up  # noqa: F401
+from ui.library import EXAMPLES, QUEUE_SIZE, THEME_JS, engine, warm_up  # noqa: F401
 
 analyze = api.analyze
 threading.Thread(target=warm_up, name="warm-up", daemon=True).start()  # the page serves while torch loads
@@ -63,6 +63,7 @@ with gr.Blocks(title="resfpn — ResNet + FPN shape explorer") as demo:
                 with gr.Tab("Report (JSON)", id="json"):
                     report = gr.JSON(label="Trace report")
     fixes_state = gr.State([])
+    theme = gr.Textbox("light", visible=False, elem_id="theme")  # "light" or "dark", read from the browser at load
 
     # -----------------------------------------------------------------------------------------
     # Wiring.
@@ -70,21 +71,26 @@ with gr.Blocks(title="resfpn — ResNet + FPN shape explorer") as demo:
     arch_outputs = [shape_views["arch"], shape_views["blocks"], shape_views["bars"], summary, mismatch, skip_note,
                     fixes_state, report, *fix_buttons]
 
-    gr.on([c.input for c in design], on_architecture, design, arch_outputs, api_name="trace",
+    gr.on([c.input for c in design], explore.themed_outputs(on_architecture), [*design, theme], arch_outputs,
+          api_name="trace",
           trigger_mode="always_last", show_progress="minimal", concurrency_id="trace", concurrency_limit=4)
 
     def refresh(event):
-        return event.then(on_architecture, design, arch_outputs, api_visibility="private", concurrency_id="trace")
+        return event.then(explore.themed_outputs(on_architecture), [*design, theme], arch_outputs,
+                          api_visibility="private", concurrency_id="trace")
 
-    refresh(demo.load(share.on_link, None, [*design, preset, preset_note, link_note], api_visibility="private",
+    refresh(demo.load(None, None, theme, js=THEME_JS).then(
+        share.on_link, None, [*design, preset, preset_note, link_note], api_visibility="private",
                       concurrency_id="trace"))
-    preset.input(on_preset, preset, [*design, preset_note, *arch_outputs], api_name="preset", concurrency_id="trace")
+    preset.input(explore.themed_outputs(on_preset, len(design) + 1), [preset, theme], [*design, preset_note, *arch_outputs],
+                 api_name="preset", concurrency_id="trace")
     for i, button in enumerate(fix_buttons):
-        button.click(lambda fixes, *values, i=i: on_fix(i, fixes, *values), [fixes_state, *design],
+        fix = explore.themed_outputs(lambda fixes, *values, i=i: on_fix(i, fixes, *values), len(design))
+        button.click(fix, [fixes_state, *design, theme],
                      [*design, *arch_outputs], api_visibility="private", concurrency_id="trace")
-    fields.wire(heat["below"], heatmaps.wire(heat, design), heat["state"])
+    fields.wire(heat["below"], heatmaps.wire(heat, design, theme), heat["state"], theme)
     share.wire(shared, preset, design, refresh)
-    compare.wire(pair, design, heat)
+    compare.wire(pair, design, heat, theme)
     # Not the "model" group: a trace-only call answers at once; runs queue on the engine's slot.
     gr.api(api.analyze, api_name="analyze", concurrency_id="analyze", concurrency_limit=4)
     gr.api(api.receptive_field, api_name="receptive_field", concurrency_id="model", concurrency_limit=1)

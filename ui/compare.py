@@ -9,8 +9,8 @@ import gradio as gr
 
 from resfpn import Config
 
-from .controls import controls_from_config, design_dict
-from .library import LIMITS, checked_config, decode, engine, refuse, weights_for
+from .controls import CONTROLS, controls_from_config, design_dict
+from .library import LIMITS, checked_config, decode, engine, plot, refuse, themed, weights_for
 
 NOT_PINNED = ("**Pin the current design as A**, then change the controls (or choose a preset): the current "
               "design is B and appears beside A, with the levels, additions and blocks that differ marked (≠).")
@@ -111,25 +111,35 @@ def compare_tab() -> dict[str, Any]:
         c["pinned_note"] = gr.Markdown("No design pinned.", elem_id="pinned-note")
         c["summary"] = gr.Markdown(NOT_PINNED, elem_id="compare-summary")
         with gr.Row():
-            c["arch_a"] = gr.Plot(show_label=False, elem_id="compare-arch-a")
-            c["arch_b"] = gr.Plot(show_label=False, elem_id="compare-arch-b")
+            c["arch_a"] = plot("compare-arch-a")
+            c["arch_b"] = plot("compare-arch-b")
         c["table"] = gr.Dataframe(interactive=False, label="Per-level and per-part differences", elem_id="compare-table")
-        c["heat"] = gr.Plot(show_label=False, elem_id="compare-heat")
+        c["heat"] = plot("compare-heat")
     c["pinned"] = gr.State(None)
     return c
 
 
-def wire(c: dict[str, Any], design: list, heat: dict[str, Any]) -> None:
+def _b_config(args: tuple, out: Any) -> Config | None:
+    """Design B (the controls, the last inputs of every compare event) for the figures' file names."""
+    try:
+        return Config.from_dict(design_dict(list(args[-len(CONTROLS):])))
+    except Exception:  # an invalid B draws no figure of its own: the name is not used
+        return None
+
+
+def wire(c: dict[str, Any], design: list, heat: dict[str, Any], theme) -> None:
+    compare_fn = themed(on_compare, {0: "compare-a", 1: "compare-b"}, _b_config)
     outputs = [c["arch_a"], c["arch_b"], c["table"], c["summary"]]
     pin = c["pin"].click(on_pin, design, [c["pinned"], c["pinned_note"]], api_visibility="private",
                          concurrency_id="trace")
-    pin.then(on_compare, [c["pinned"], *design], outputs, api_visibility="private", concurrency_id="trace")
+    pin.then(compare_fn, [c["pinned"], *design, theme], outputs, api_visibility="private", concurrency_id="trace")
     c["swap"].click(on_swap, [c["pinned"], *design], [c["pinned"], c["pinned_note"], *design],
                     api_visibility="private", concurrency_id="trace")
     c["clear"].click(on_clear, None, [c["pinned"], c["pinned_note"]], api_visibility="private").then(
-        on_compare, [c["pinned"], *design], outputs, api_visibility="private", concurrency_id="trace")
-    gr.on([x.change for x in design], on_compare, [c["pinned"], *design], outputs, api_visibility="private",
+        compare_fn, [c["pinned"], *design, theme], outputs, api_visibility="private", concurrency_id="trace")
+    gr.on([x.change for x in design], compare_fn, [c["pinned"], *design, theme], outputs, api_visibility="private",
           trigger_mode="always_last", concurrency_id="trace")
-    c["run"].click(on_run_both, [c["pinned"], heat["image"], heat["weights"], heat["seed"], heat["checkpoint"], *design],
+    c["run"].click(themed(on_run_both, {0: "compare-heatmaps"}, _b_config),
+                   [c["pinned"], heat["image"], heat["weights"], heat["seed"], heat["checkpoint"], *design, theme],
                    [c["heat"], c["table"], c["summary"]], api_visibility="private", concurrency_id="model",
                    concurrency_limit=1)

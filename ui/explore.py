@@ -14,7 +14,7 @@ from resfpn.config import PRESET_NOTES, SKIP_OPTIONS
 from resfpn.formatting import format_count, format_mib, format_shape
 
 from .controls import config_from_controls, controls_from_config
-from .library import refuse, trace
+from .library import plot, refuse, themed, trace
 
 if TYPE_CHECKING:
     from resfpn.add import ShapeMismatchError
@@ -95,9 +95,15 @@ def on_fix(index: int, fixes: list[dict], *values: Any) -> list:
 def shape_tabs() -> dict[str, gr.components.Component]:
     """The tabs of the shape views (call inside ``gr.Tabs``); returns their components by name."""
     with gr.Tab("Architecture", id="arch"):
-        arch = gr.Plot(label="Architecture map", show_label=False, elem_id="arch-plot")
+        arch = plot("arch-plot", label="Architecture map")
     with gr.Tab("Residual blocks", id="blocks"):
-        blocks = gr.Plot(label="F(x) and S(x) at each stage transition", show_label=False, elem_id="block-plot")
+        blocks = plot("block-plot", label="F(x) and S(x) at each stage transition")
     with gr.Tab("Per-level numbers", id="bars"):
-        bars = gr.Plot(label="Per level and part", show_label=False, elem_id="bars-plot")
+        bars = plot("bars-plot", label="Per level and part")
     return {"arch": arch, "blocks": blocks, "bars": bars}
+
+
+def themed_outputs(fn, offset: int = 0):
+    """``fn`` returning ``architecture_outputs`` from index ``offset``, drawn in the page's theme."""
+    names = {offset: "architecture", offset + 1: "blocks", offset + 2: "levels"}
+    return themed(fn, names, lambda args, out: Config.from_dict(out[offset + 7]["config"]))

@@ -8,7 +8,7 @@ from typing import Any
 
 import gradio as gr
 
-from .library import check_run, engine, refuse, trace
+from .library import check_run, engine, plot, refuse, themed, trace
 
 NOTE = ("Click a point of the image (after a run). Dashed: the cell's theoretical receptive field, exact "
         "for its position (it may reach outside the image). Heatmap: the effective field, |∂ cell / ∂ input|, "
@@ -69,15 +69,21 @@ def fields_section() -> dict[str, gr.components.Component]:
                 c["level"] = gr.Radio(["C2", "C3", "C4", "C5", "P2", "P3", "P4", "P5", "P6"], value="P3",
                                       label="Effective field of level", elem_id="fields-level")
                 c["status"] = gr.Markdown(elem_id="fields-status")
-        c["plot"] = gr.Plot(show_label=False, elem_id="fields-plot")
+        c["plot"] = plot("fields-plot")
     c["point"] = gr.State(None)
     return c
 
 
-def wire(c: dict[str, gr.components.Component], run_event, run_state: gr.State) -> None:
+def wire(c: dict[str, gr.components.Component], run_event, run_state: gr.State, theme) -> None:
+    def config_of(args, out):
+        return args[0]["config"] if args[0] else None
+
+    def select(state: dict | None, level: str, theme: str, evt: gr.SelectData):
+        return themed(lambda s, lv: on_select(s, lv, evt), {0: "receptive-fields"}, config_of)(state, level, theme)
+
     run_event.then(on_new_run, run_state, [c["image"], c["level"]], api_visibility="private",
                    concurrency_id="display")
-    c["image"].select(on_select, [run_state, c["level"]], [c["plot"], c["point"], c["status"]],
+    c["image"].select(select, [run_state, c["level"], theme], [c["plot"], c["point"], c["status"]],
                       api_visibility="private", concurrency_id="model", concurrency_limit=1)
-    c["level"].input(on_level, [run_state, c["point"], c["level"]], [c["plot"], c["status"]],
+    c["level"].input(themed(on_level, {0: "receptive-fields"}, config_of), [run_state, c["point"], c["level"], theme], [c["plot"], c["status"]],
                      api_visibility="private", concurrency_id="model", concurrency_limit=1)

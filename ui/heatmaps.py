@@ -13,7 +13,7 @@ from resfpn.formatting import format_count, format_shape
 from resfpn.precision import PRECISIONS, bf16_slow_reason
 
 from .controls import CONTROLS, Slider, choices, config_from_controls
-from .library import EXAMPLES, admit, check_precision, check_run, decode, engine, refuse, trace, weights_errors, weights_for
+from .library import EXAMPLES, plot, themed, admit, check_precision, check_run, decode, engine, refuse, trace, weights_errors, weights_for
 
 if TYPE_CHECKING:
     from resfpn.engine import Run, Weights
@@ -198,7 +198,7 @@ def heatmaps_tab(below=None) -> dict[str, Any]:
                 c["colorscale"] = gr.Dropdown(COLORSCALES, value="Viridis", label="Colour scale")
                 c["shared"] = gr.Checkbox(False, label="One colour scale for all maps")
         c["status"] = gr.Markdown(elem_id="run-status")
-        c["plot"] = gr.Plot(label="C2–C5 (top) and P2–P7 (bottom)", show_label=False, elem_id="heat-plot")
+        c["plot"] = plot("heat-plot", label="C2–C5 (top) and P2–P7 (bottom)")
         c["stats"] = gr.Dataframe(headers=["level", "shape C×H×W", "mean", "std", "zeros", "top channels (energy)"],
                                   interactive=False, label="Per-level activation statistics")
         if below is not None:
@@ -207,13 +207,16 @@ def heatmaps_tab(below=None) -> dict[str, Any]:
     return c
 
 
-def wire(c: dict[str, Any], controls: list[gr.components.Component]):
+def wire(c: dict[str, Any], controls: list[gr.components.Component], theme: gr.components.Component):
     """Wire the tab; returns the run event (for what follows a run)."""
     display = [c[k] for k in DISPLAY]
-    run = c["run"].click(on_run, [*controls, c["image"], c["weights"], c["seed"], c["checkpoint"], *display, c["precision"]],
+    run_fn = themed(on_run, {0: "heatmaps"}, lambda args, out: out[3]["config"])
+    display_fn = themed(on_display, {0: "heatmaps"}, lambda args, out: args[0]["config"] if args[0] else None)
+    run = c["run"].click(run_fn, [*controls, c["image"], c["weights"], c["seed"], c["checkpoint"], *display,
+                                  c["precision"], theme],
                    [c["plot"], c["stats"], c["status"], c["state"]], api_name="run", concurrency_id="model",
                    concurrency_limit=1)
-    gr.on([d.input for d in display], on_display, [c["state"], *display], [c["plot"], c["status"]],
+    gr.on([d.input for d in display], display_fn, [c["state"], *display, theme], [c["plot"], c["status"]],
           api_visibility="private", trigger_mode="always_last", concurrency_id="display", concurrency_limit=2)
     c["precision"].input(precision_note, c["precision"], c["precision_note"], api_visibility="private",
                          concurrency_id="display")

@@ -176,3 +176,50 @@ def weights_errors() -> tuple[type[Exception], ...]:
     from resfpn import download, pretrained, weights
 
     return weights.WeightsError, pretrained.WeightsDontFit, download.CorruptFile, download.WeightsUnavailable
+
+
+# -- figures follow the page's theme and download under the design's name --------------------------
+
+# Gradio marks dark mode with the "dark" class (on <body>, or on <gradio-app> when embedded).
+THEME_JS = "() => document.body.classList.contains('dark') || !!document.querySelector('gradio-app.dark') ? 'dark' : 'light'"
+
+
+def png_js(elem_id: str) -> str:
+    """A plot toolbar button's browser code: download the plot as PNG under its design's name."""
+    return (f"() => {{ const gd = document.querySelector('#{elem_id} .js-plotly-plot'); "
+            "if (gd && window.Plotly) window.Plotly.downloadImage(gd, {format: 'png', scale: 2, "
+            "filename: (gd.layout.meta || {}).filename || 'resfpn-figure'}); }")
+
+
+def plot(elem_id: str, **kwargs: Any) -> gr.Plot:
+    """A gr.Plot whose toolbar downloads SVG (Plotly's camera) and PNG (the extra button)."""
+    png = gr.Button("PNG", size="sm", elem_id=f"{elem_id}-png")
+    component = gr.Plot(show_label=False, elem_id=elem_id, buttons=[png], **kwargs)
+    png.click(None, js=png_js(elem_id))
+    return component
+
+
+def themed(fn, figures: dict[int, str], config_of):
+    """``fn`` for an event whose last input is the page theme: the outputs at ``figures``' indices
+    (plotly figures) are drawn in that theme and carry their download name (``config_of(args, out)``
+    gives the design). The handler itself stays theme-free, and testable as it is."""
+    from gradio.components.plot import PlotData
+
+    def handler(*args: Any) -> Any:
+        from plotly import graph_objects as go
+
+        from resfpn.figures import apply_theme, design_filename, plot_json
+
+        *args, theme = args
+        out = fn(*args)
+        single = not isinstance(out, (tuple, list))
+        out = [out] if single else list(out)
+        config = config_of(args, out)
+        for i, name in figures.items():
+            if isinstance(out[i], go.Figure):
+                fig = apply_theme(out[i], "dark" if theme == "dark" else "light")
+                out[i] = PlotData(type="plotly", plot=plot_json(fig, design_filename(config, name)))
+        return out[0] if single else out
+
+    handler.__name__, handler.__doc__ = fn.__name__, fn.__doc__
+    return handler
