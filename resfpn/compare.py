@@ -20,7 +20,7 @@ from .activations import level_stats, reduce_channels
 from .config import LEVEL_STRIDE, Config, ConfigError
 from .engine import Engine, Run, Weights, cached_trace
 from .limits import LimitError, Limits, memory_estimate
-from .tracing import PARTS, Trace
+from .records import Trace
 
 SIDES = ("a", "b")
 BLOCK_KINDS = ("basic-block", "bottleneck-block")
@@ -194,10 +194,8 @@ def _costs(ta: Trace | None, tb: Trace | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for what in ("params", "macs"):
         ca, cb = counts(ta, what), counts(tb, what)
-        out[what] = {
-            k: _pair(ca[k] if ca else None, cb[k] if cb else None)
-            for k in ("total", "backbone", "fpn", *PARTS)
-        }
+        keys = dict.fromkeys([*(ca or {}), *(cb or {})])  # total, backbone, fpn, then the model's parts
+        out[what] = {k: _pair(ca.get(k) if ca else None, cb.get(k) if cb else None) for k in keys}
     memory = {}
     for k in ("total", "peak_estimate"):
         memory[k] = _pair(ta.activation_bytes[k] if ta else None, tb.activation_bytes[k] if tb else None)

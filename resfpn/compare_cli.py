@@ -13,7 +13,7 @@ import json
 import sys
 from typing import Any
 
-from .formatting import format_shape
+from .formatting import format_count, format_mib, format_shape
 from .config import PRESETS, Config, ConfigError
 
 FIELDS = {f.name: f.default for f in dataclasses.fields(Config)}
@@ -91,7 +91,7 @@ def _cell(value: Any, fmt=str) -> str:
 
 def format_comparison(report: dict[str, Any]) -> str:
     """The human-readable side-by-side table of a ``/compare`` report (``Comparison.to_dict()``)."""
-    from .cli import _human, _mib
+    _human, _mib = format_count, format_mib
 
     lines = []
     for side in ("a", "b"):
