@@ -9,7 +9,15 @@ from ._style import BAD, INK, MUTED, OFF, OK, PAPER
 from .architecture import architecture_figure
 from .bars import level_bars_figure
 from .blocks import block_figure
+from .compare import (
+    COMPARE_TABLE_HEADERS,
+    compare_architecture_figures,
+    compare_heatmaps_figure,
+    compare_highlight,
+    compare_table_rows,
+)
 from .heatmaps import heatmap_grid_figure
 
 __all__ = ["BAD", "INK", "MUTED", "OFF", "OK", "PAPER", "architecture_figure", "block_figure",
-           "heatmap_grid_figure", "level_bars_figure"]
+           "heatmap_grid_figure", "level_bars_figure", "COMPARE_TABLE_HEADERS", "compare_architecture_figures",
+           "compare_heatmaps_figure", "compare_highlight", "compare_table_rows"]
