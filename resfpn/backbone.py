@@ -69,6 +69,11 @@ class ResNetBackbone(nn.Module):
     def output_shape(self) -> dict[str, LevelSpec]:
         return dict(self._levels)
 
+    @property
+    def stage_names(self) -> dict[str, str]:
+        """Level -> the stage module that produces it, e.g. ``{"C2": "layer1", ..}``, from the declaration."""
+        return {level: spec.module for level, spec in self._levels.items()}
+
     def parts(self) -> dict[str, list[nn.Module]]:
         """The stem and each stage, by name, for counting parameters and MACs per part."""
         return {"stem": [self.stem]} | {s.module: [self.get_submodule(s.module)] for s in self._levels.values()}

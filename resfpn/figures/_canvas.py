@@ -39,11 +39,12 @@ def add_label(cv: Canvas, x: float, y: float, text: str, color: str = INK, size:
     cv.notes.append(dict(x=x, y=y, text=text, showarrow=False, font=dict(size=size, color=color), **kw))
 
 
-def add_pill(cv: Canvas, x: float, y: float, text: str, color: str = MUTED, **kw: Any) -> None:
+def add_pill(cv: Canvas, x: float, y: float, text: str, color: str = MUTED, border: str = PILL_EDGE,
+             border_width: float = 1, **kw: Any) -> None:
     """A small label with its own background, for text that sits on or next to an arrow."""
     cv.notes.append(dict(
         x=x, y=y, text=text, showarrow=False, font=dict(size=11, color=color),
-        bgcolor=PILL_FILL, bordercolor=PILL_EDGE, borderwidth=1, borderpad=2, **kw,
+        bgcolor=PILL_FILL, bordercolor=border, borderwidth=border_width, borderpad=2, **kw,
     ))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import plotly.graph_objects as go
@@ -11,7 +12,10 @@ from ..config import LEVEL_STRIDE
 from ..formatting import ceil_div, format_count, format_mib, format_shape
 from ..records import Trace
 from ._canvas import Canvas, add_arrow, add_box, add_label, add_nodes, add_pill
-from ._style import BAD, BAD_FILL, INK, LATERAL, LINE, MUTED, OFF, OK, add_status, card_layout, failure, hidden_axes, mismatch_note
+from ._highlight import Marks, add_rings, differs_hover, mark_box, place_marks
+from ._style import (
+    BAD, BAD_FILL, DIFF, INK, LATERAL, LINE, MUTED, OFF, OK, add_status, card_layout, failure, hidden_axes, mismatch_note,
+)
 
 ROW_PITCH = 11.0
 X_C, X_M, X_P = 33.0, 60.0, 84.0  # centres of the backbone, merge and pyramid columns (of 0..100)
@@ -120,14 +124,14 @@ def _stem_box(t: Trace) -> _Box:
     return _Box(X_C, ROW_PITCH, w, h, "stem", f"<b>stem</b> · {format_shape(s)}<br>stride 4", hover)
 
 
-def _draw_backbone(cv: Canvas, t: Trace, boxes: dict[str, _Box]) -> None:
+def _draw_backbone(cv: Canvas, t: Trace, boxes: dict[str, _Box], marks: Marks = Marks()) -> None:
     """Input → stem → C2…C5 arrows, with a residual-add status marker per stage."""
     chain = ["input", "stem", "C2", "C3", "C4", "C5"]
     for lower, upper in zip(chain, chain[1:]):
         reached = boxes[upper].style != "off"
         add_arrow(cv, boxes[lower].top, boxes[upper].bottom, LINE if reached else OFF)
     x_node = min(boxes[c].left[0] for c in chain[1:]) - 2.5
-    nodes = []
+    nodes, rings = [], []
     for i in range(4):
         lower, upper = boxes[chain[i + 1]], boxes[chain[i + 2]]
         stage = t.level_part(chain[i + 2])
@@ -141,16 +145,21 @@ def _draw_backbone(cv: Canvas, t: Trace, boxes: dict[str, _Box]) -> None:
         status = f"residual adds: {sum(a.ok for a in adds)}/{n} ok" if adds else "not reached"
         if failed:
             status = "✗ " + failure(t)
-        add_label(cv, x_node - 2.2, y, f"<b>{stage}</b> · {n}× {t.config.block}<br>{status}",
+        differs = marks.get("stage", chain[i + 2])
+        if differs:
+            rings.append((x_node, y, 26 if failed else 18, differs_hover(differs)))
+        add_label(cv, x_node - 2.2, y, (f"<span style='color:{DIFF}'><b>≠</b></span> " if differs else "")
+                  + f"<b>{stage}</b> · {n}× {t.config.block}<br>{status}",
                    color=BAD if failed else (INK if adds else MUTED), size=12, xanchor="right", align="right")
     add_nodes(cv, nodes)
+    add_rings(cv, rings)
 
 
-def _draw_fpn(cv: Canvas, t: Trace, boxes: dict[str, _Box]) -> None:
+def _draw_fpn(cv: Canvas, t: Trace, boxes: dict[str, _Box], marks: Marks = Marks()) -> None:
     """Laterals, top-down resizes, ⊕ merges and 3×3 output convs into P levels."""
     cfg = t.config
     resize = f"×2 {cfg.upsample}" if cfg.policy != "match" else f"resize to lateral ({cfg.upsample})"
-    nodes = []
+    nodes, rings = [], []
     levels = list(cfg.fpn_levels)
     for c in levels:
         p, y = "P" + c[1], _row(c) * ROW_PITCH
@@ -159,7 +168,7 @@ def _draw_fpn(cv: Canvas, t: Trace, boxes: dict[str, _Box]) -> None:
         reached_lateral = bool(t.level_sources(p))
         color = OFF if not reached_lateral else LINE
         add_arrow(cv, boxes[c].right, (X_M - 1.6, y), color)
-        add_pill(cv, (boxes[c].right[0] + X_M) / 2, y, "1×1 conv")
+        add_pill(cv, (boxes[c].right[0] + X_M) / 2, y, **marks.pill("lateral", p, "1×1 conv"))
         if top:
             nodes.append((X_M, y, LATERAL if reached_lateral else OFF, 12,
                           f"lateral({c}) starts the top-down path (no addition here)"))
@@ -167,19 +176,22 @@ def _draw_fpn(cv: Canvas, t: Trace, boxes: dict[str, _Box]) -> None:
             status_color, hover = add_status(merge, f"FPN merge into {p}")
             big = merge is not None and not merge.ok
             nodes.append((X_M, y, status_color, 34 if big else 26, hover))
+            if differs := marks.get("merge", p):
+                rings.append((X_M, y, 34 if big else 26, differs_hover(differs)))
             above = (_row(c) + 1) * ROW_PITCH
             add_arrow(cv, (X_M, above - 1.6), (X_M, y + (2.2 if big else 1.6)), LINE if merge else OFF)
-            add_pill(cv, X_M + 1.0, (y + above) / 2, resize, xanchor="left")
+            add_pill(cv, X_M + 1.0, (y + above) / 2, **marks.pill("resize", p, resize), xanchor="left")
             if big:
                 add_label(cv, X_M - 2.6, y - 2.6, f"<b>✗ {failure(t)}</b>", BAD, xanchor="right", yanchor="top")
         out_reached = p in t.levels
         add_arrow(cv, (X_M + 1.6, y), boxes[p].left, LINE if out_reached else OFF)
-        add_pill(cv, (X_M + boxes[p].left[0]) / 2 + 1.0, y, "3×3 conv")
+        add_pill(cv, (X_M + boxes[p].left[0]) / 2 + 1.0, y, **marks.pill("output", p, "3×3 conv"))
     add_nodes(cv, nodes)
-    _draw_extra_levels(cv, t, boxes)
+    add_rings(cv, rings)
+    _draw_extra_levels(cv, t, boxes, marks)
 
 
-def _draw_extra_levels(cv: Canvas, t: Trace, boxes: dict[str, _Box]) -> None:
+def _draw_extra_levels(cv: Canvas, t: Trace, boxes: dict[str, _Box], marks: Marks = Marks()) -> None:
     cfg = t.config
     if "P6" in boxes:
         label = {"p5-conv": "3×3 conv, stride 2", "c5-conv": "3×3 conv on C5, stride 2",
@@ -189,34 +201,54 @@ def _draw_extra_levels(cv: Canvas, t: Trace, boxes: dict[str, _Box]) -> None:
         if cfg.p6 == "c5-conv":
             tail = (source.right[0], source.top[1])
             add_arrow(cv, tail, boxes["P6"].left, color)
-            add_pill(cv, (tail[0] + boxes["P6"].left[0]) / 2, (tail[1] + boxes["P6"].y) / 2, label[cfg.p6])
+            add_pill(cv, (tail[0] + boxes["P6"].left[0]) / 2, (tail[1] + boxes["P6"].y) / 2,
+                     **marks.pill("extra", "P6", label[cfg.p6]))
         else:
             add_arrow(cv, source.top, boxes["P6"].bottom, color)
-            add_pill(cv, X_P + 1.0, (source.top[1] + boxes["P6"].bottom[1]) / 2, label[cfg.p6], xanchor="left")
+            add_pill(cv, X_P + 1.0, (source.top[1] + boxes["P6"].bottom[1]) / 2,
+                     **marks.pill("extra", "P6", label[cfg.p6]), xanchor="left")
     if "P7" in boxes:
         add_arrow(cv, boxes["P6"].top, boxes["P7"].bottom, LINE if "P7" in t.levels else OFF)
-        add_pill(cv, X_P + 1.0, (boxes["P6"].top[1] + boxes["P7"].bottom[1]) / 2, "ReLU, 3×3 conv, stride 2",
-                  xanchor="left")
+        add_pill(cv, X_P + 1.0, (boxes["P6"].top[1] + boxes["P7"].bottom[1]) / 2,
+                 **marks.pill("extra", "P7", "ReLU, 3×3 conv, stride 2"), xanchor="left")
 
 
-def architecture_figure(t: Trace) -> go.Figure:
-    """Architecture map: input → stem → C2…C5 up the left, the FPN and P levels on the right."""
+def architecture_figure(t: Trace, *, highlight: Iterable[str] | None = None, title_prefix: str = "") -> go.Figure:
+    """Architecture map: input → stem → C2…C5 up the left, the FPN and P levels on the right.
+
+    Args:
+        t: the trace to draw.
+        highlight: in a comparison, what differs from the other design: level names ("C3"),
+            module paths ("backbone.layer2.0.shortcut") and additions ("FPN merge into P4"), e.g.
+            ``figures.compare_highlight(report, "a")``. Each is drawn with a magenta outline and
+            "≠", and a legend note says how many; None (not a comparison) draws neither.
+        title_prefix: e.g. "A" gives the title "A: Architecture map".
+    """
     cfg = t.config
+    marks = place_marks(t, highlight)
     boxes = {"input": _input_box(t), "stem": _stem_box(t)}
     boxes |= {c: _level_box(t, c, X_C) for c in cfg.backbone_levels}
     boxes |= {p: _level_box(t, p, X_P) for p in cfg.pyramid_levels}
     cv = Canvas()
-    for b in boxes.values():
-        add_box(cv, b.x, b.y, b.w, b.h, b.style, b.hover, dash="dash" if b.style == "off" else "solid")
+    for name, b in boxes.items():
+        differs = marks.get("level", name)
+        add_box(cv, b.x, b.y, b.w, b.h, b.style, b.hover + (f"<br>{differs_hover(differs)}" if differs else ""),
+                dash="dash" if b.style == "off" else "solid")
         add_label(cv, b.x, b.y, b.label, color=MUTED if b.style == "off" else INK, size=12)
-    _draw_backbone(cv, t, boxes)
-    _draw_fpn(cv, t, boxes)
+        if differs:
+            mark_box(cv, b.x, b.y, b.w, b.h)
+    _draw_backbone(cv, t, boxes, marks)
+    _draw_fpn(cv, t, boxes, marks)
     top = max(_row(n) for n in boxes) * ROW_PITCH
     add_label(cv, X_C, top + 7.5, "<b>ResNet backbone</b> (bottom-up)", MUTED)
     add_label(cv, (X_M + X_P) / 2 + 2, top + 7.5, "<b>FPN</b> (top-down + lateral)", MUTED)
     add_label(cv, 99, -9.5, "⊕ green: operands agree · red: mismatch · grey dashed: not reached · "
                "hover a box for parameters, MACs, receptive field, memory", MUTED, size=11,
                xanchor="right", yanchor="bottom")
+    bottom = -10.5
+    if marks.shown:  # one more line under the legend
+        bottom = -13.5
+        add_label(cv, 99, -13.2, marks.legend(), DIFF, size=11, xanchor="right", yanchor="bottom", align="right")
     if t.mismatch:
         cv.notes.append(dict(x=99, y=ROW_PITCH * 0.95, text=mismatch_note(t), showarrow=False, align="left",
                            xanchor="right", font=dict(size=12, color=BAD), bgcolor=BAD_FILL,
@@ -226,6 +258,7 @@ def architecture_figure(t: Trace) -> go.Figure:
                 f"{cfg.upsample}, policy {cfg.policy}")
     rows = max(_row(n) for n in boxes) + 1
     return cv.figure(card_layout(
-        "Architecture map", 180 + 80 * rows, subtitle, margin=dict(l=10, r=10, t=70, b=6),
-        xaxis=hidden_axes() | dict(range=[0, 100]), yaxis=hidden_axes() | dict(range=[-10.5, top + 10]),
+        f"{title_prefix}: Architecture map" if title_prefix else "Architecture map",
+        180 + 80 * rows + (24 if marks.shown else 0), subtitle, margin=dict(l=10, r=10, t=70, b=6),
+        xaxis=hidden_axes() | dict(range=[0, 100]), yaxis=hidden_axes() | dict(range=[bottom, top + 10]),
     ))

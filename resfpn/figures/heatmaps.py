@@ -163,29 +163,41 @@ def heatmap_grid_figure(
               for r in range(1, len(rows) + 1) for k in range(1, len(cols) + 1)]
     fig = make_subplots(rows=len(rows), cols=len(cols), subplot_titles=titles, horizontal_spacing=0.02,
                         vertical_spacing=0.14 if len(rows) > 1 else 0.05)
-    _, _, h_in, w_in = t.backbone_input_shape or t.input_shape
     for name in order:
         row, col = cells[name]
-        step = strides[name] * f
         lo, hi = shared if shared_scale else _finite_range([arrays[name]])
-        shown = _pool(arrays[name], f)
-        fig.add_trace(go.Heatmap(
-            z=_quantise(shown, lo, hi), x=_windows(shown.shape[1], step, w_in), y=_windows(shown.shape[0], step, h_in),
-            coloraxis="coloraxis", opacity=opacity if image is not None else 1.0,
-            hovertemplate=(f"<b>{name}</b> cell, {step}×{step} input px<br>rows %{{y}}, cols %{{x}}<br>"
-                           f"value: %{{z}}% of the way from {_fmt(lo)} to {_fmt(hi)}<extra></extra>"),
-        ), row=row, col=col)
-        sub = fig.get_subplot(row, col)
-        x_ref, y_ref = sub.xaxis.plotly_name.replace("axis", ""), sub.yaxis.plotly_name.replace("axis", "")
-        fig.update_yaxes(scaleanchor=x_ref, scaleratio=1, row=row, col=col)
-        if image is not None:
-            fig.add_layout_image(xref=x_ref, yref=y_ref, x=-0.5, y=-0.5, sizex=c.input_width / step,
-                                 sizey=c.input_height / step)
+        add_map(fig, row, col, _pool(arrays[name], f), t, stride=strides[name] * f, lo=lo, hi=hi,
+                label=f"<b>{name}</b>", image=image is not None, opacity=opacity)
     fig.update_annotations(font=dict(size=12, color=INK))
     fig.update_layout(card_layout(title, 150 + 250 * len(rows), subtitle, margin=dict(l=10, r=10, t=100, b=10)))
     fig.update_layout(template=_heatmap_template(image), coloraxis=dict(
         colorscale=colorscale, cmin=0, cmax=100, colorbar=_colorbar(shared_scale, *shared, reduction_label)))
     return fig
+
+
+def add_map(fig: go.Figure, row: int, col: int, shown: np.ndarray, t: Trace, *, stride: int, lo: float, hi: float,
+            label: str, image: bool = False, opacity: float = 0.5, coloraxis: str = "coloraxis",
+            meta: dict[str, Any] | None = None) -> None:
+    """One map of ``t`` (already pooled to ``stride`` input pixels per cell) in subplot (row, col).
+
+    Sent as uint8 percent of lo..hi with image-oriented square cells; hovering a cell names its
+    input pixels. With ``image``, the template's overlay image is drawn under it, stretched to the
+    network's input, and the map gets ``opacity``.
+    """
+    _, _, h_in, w_in = t.backbone_input_shape or t.input_shape
+    fig.add_trace(go.Heatmap(
+        z=_quantise(shown, lo, hi), x=_windows(shown.shape[1], stride, w_in), y=_windows(shown.shape[0], stride, h_in),
+        coloraxis=coloraxis, opacity=opacity if image else 1.0, meta=meta,
+        hovertemplate=(f"{label} cell, {stride}×{stride} input px<br>rows %{{y}}, cols %{{x}}<br>"
+                       f"value: %{{z}}% of the way from {_fmt(lo)} to {_fmt(hi)}<extra></extra>"),
+    ), row=row, col=col)
+    sub = fig.get_subplot(row, col)
+    x_ref, y_ref = sub.xaxis.plotly_name.replace("axis", ""), sub.yaxis.plotly_name.replace("axis", "")
+    fig.update_yaxes(scaleanchor=x_ref, scaleratio=1, row=row, col=col)
+    if image:
+        c = t.config
+        fig.add_layout_image(xref=x_ref, yref=y_ref, x=-0.5, y=-0.5, sizex=c.input_width / stride,
+                             sizey=c.input_height / stride)
 
 
 def _map_title(name: str, a: np.ndarray, stride: int, shared_scale: bool) -> str:
