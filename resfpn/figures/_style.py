@@ -15,6 +15,7 @@ from ..records import Trace
 
 INK, MUTED, LINE, GRID, PAPER = "#111827", "#4b5563", "#6b7280", "#e5e7eb", "#ffffff"
 OK, BAD, OFF = "#15803d", "#dc2626", "#9ca3af"
+FIELD_THEORY, FIELD_ERF_BOX, FIELD_CELL, FIELD_OUTSIDE = "#1d4ed8", "#c026d3", "#0891b2", "#d1d5db"  # receptive fields
 DIFF = "#c026d3"  # what differs from the other design of a comparison (≠ marks)
 OFF_FILL = "#f3f4f6"
 PILL_FILL, PILL_EDGE = "#f9fafb", "#d1d5db"  # small labels that sit on arrows

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import field
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots

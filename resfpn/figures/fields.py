@@ -21,7 +21,11 @@ from plotly.subplots import make_subplots
 from ..config import LEVEL_STRIDE
 from ..effective import MASS, cell_at, check_point
 from ..records import Trace
-from ._style import INK, LEVEL_COLOR, MUTED, card_layout, wrap
+from ._style import FIELD_CELL as CELL
+from ._style import FIELD_ERF_BOX as ERF_BOX
+from ._style import FIELD_OUTSIDE as OUTSIDE
+from ._style import FIELD_THEORY as THEORY
+from ._style import INK, LEVEL_COLOR, MUTED, ON_MARK, card_layout, wrap
 from .heatmaps import _pool, _quantise
 
 MAX_ERF_CELLS = 128  # longest side of the effective-field map as sent (it is cropped to the theoretical box first)
@@ -29,7 +33,6 @@ IMAGE_SIDE = 256  # longest side of the image as sent, once, for the main panel 
 IMAGE_BYTES = 16_000
 THUMB_COLUMNS = 4  # Ck above Pk for k = 2..5; P6 and P7 on a third row
 
-THEORY, ERF_BOX, CELL, OUTSIDE = "#1d4ed8", "#c026d3", "#0891b2", "#d1d5db"
 # Colour by mass rank: each pixel shows the share of the gradient held by the pixels at least as strong
 # as it, so the coloured region up to 95 % is the smallest set of pixels holding 95 % (the 95 % box is the
 # smallest rectangle). Beyond 95 % it is transparent, so the image shows through.
@@ -108,7 +111,7 @@ def receptive_field_figure(
     _erf_trace(fig, erf, boxes[level], h_in, w_in)
     _boxes(shapes, main, level, cells[level], boxes[level], fields[level].get("erf_box"), t, legend=True)
     fig.add_trace(go.Scatter(x=[x + 0.5], y=[y + 0.5], mode="markers", name=f"point ({x}, {y})", showlegend=True,
-                             marker=dict(size=11, color="#ffffff", line=dict(color=INK, width=2.5)),
+                             marker=dict(size=11, color=ON_MARK, line=dict(color=INK, width=2.5)),
                              hovertemplate=f"clicked point x={x}, y={y}<extra></extra>"), row=1, col=1)
 
     shared = _union([[0, 0, h_in, w_in], *boxes.values()], margin=0.03)
