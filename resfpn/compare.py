@@ -125,7 +125,7 @@ def merge_orders(a: list[str], b: list[str]) -> list[str]:
     that ``b`` lacks sits where ``a`` had it: ``["x", "y", "z"]`` and ``["x", "w", "z"]`` give
     ``["x", "y", "w", "z"]``.
     """
-    only_a, only_b = set(a) - set(b), set(b) - set(a)
+    only_a = set(a) - set(b)
     merged, i, j = [], 0, 0
     while i < len(a) or j < len(b):
         if i < len(a) and (j == len(b) or a[i] in only_a or a[i] == b[j]):
