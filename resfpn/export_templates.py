@@ -1,7 +1,9 @@
 """The exported file's parts as code templates, one function per part, written for one design.
 
 Each function returns a section of the standalone file ``resfpn.export.export_code`` assembles: only
-torch is imported there, and module names match resfpn's so state dicts move both ways.
+torch is imported there, and module names match resfpn's so state dicts move both ways. Classes
+that only name their layers (the stem, the projections) are written from a layer table; the rest
+are templates in the exported file's own words.
 """
 
 from __future__ import annotations
@@ -20,6 +22,28 @@ def _shape(channels: int | str, stride: int) -> str:
     return f"(N, {channels}, H/{stride}, W/{stride})" if stride > 1 else f"(N, {channels}, H, W)"
 
 
+def _layers_class(name: str, doc: str, args: str, layers: list[tuple[str, str]]) -> str:
+    """An ``nn.Sequential`` subclass that only names its layers, written from its layer table.
+
+    ``layers`` holds (attribute, constructor) in order; ``"pool if stride > 1"`` adds the layer only then.
+    """
+    lines = [f"class {name}(nn.Sequential):", textwrap.indent(f'"""{doc}"""', 4 * " "), ""]
+    lines += [f"    def __init__(self, {args}):", "        super().__init__()"]
+    for attribute, constructor in layers:
+        attribute, _, condition = attribute.partition(" if ")
+        if condition:
+            lines += [f"        if {condition}:", f"            self.{attribute} = {constructor}"]
+        else:
+            lines.append(f"        self.{attribute} = {constructor}")
+    return "\n".join(lines)
+
+
+# What every shortcut class shares: its arguments, its shapes, the BN that ends the projections.
+_SHORTCUT_ARGS = "in_channels: int, out_channels: int, stride: int"
+_SHORTCUT_SHAPES = "(N, C_in, H, W) -> (N, C_out, H/stride, W/stride)"
+_SHORTCUT_BN = ("bn", "nn.BatchNorm2d(out_channels)")
+
+
 def pad_function() -> str:
     return _code(
         '''
@@ -32,21 +56,16 @@ def pad_function() -> str:
 
 
 def stem() -> str:
-    return _code(
-        '''
-        class Stem(nn.Sequential):
-            """7×7 stride-2 conv, BN, ReLU, 3×3 stride-2 max-pool.
-
-            (N, C_in, H, W) -> (N, C_out, H/4, W/4).
-            """
-
-            def __init__(self, in_channels: int, out_channels: int):
-                super().__init__()
-                self.conv = nn.Conv2d(in_channels, out_channels, 7, stride=2, padding=3, bias=False)
-                self.bn = nn.BatchNorm2d(out_channels)
-                self.relu = nn.ReLU(inplace=True)
-                self.pool = nn.MaxPool2d(3, stride=2, padding=1)
-        '''
+    return _layers_class(
+        "Stem",
+        "7×7 stride-2 conv, BN, ReLU, 3×3 stride-2 max-pool.\n\n(N, C_in, H, W) -> (N, C_out, H/4, W/4).\n",
+        "in_channels: int, out_channels: int",
+        [
+            ("conv", "nn.Conv2d(in_channels, out_channels, 7, stride=2, padding=3, bias=False)"),
+            ("bn", "nn.BatchNorm2d(out_channels)"),
+            ("relu", "nn.ReLU(inplace=True)"),
+            ("pool", "nn.MaxPool2d(3, stride=2, padding=1)"),
+        ],
     )
 
 
@@ -73,40 +92,27 @@ def shortcuts(skip: str) -> list[str]:
         )
         name = "ZeroPadShortcut"
     elif skip in ("B", "C"):
-        cls = _code(
-            f'''
-            class Projection(nn.Sequential):
-                """Option {skip}: 1×1 conv with the block's stride, then BN.
-
-                (N, C_in, H, W) -> (N, C_out, H/stride, W/stride).
-                """
-
-                def __init__(self, in_channels: int, out_channels: int, stride: int):
-                    super().__init__()
-                    self.conv = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
-                    self.bn = nn.BatchNorm2d(out_channels)
-            '''
+        cls = _layers_class(
+            "Projection",
+            f"Option {skip}: 1×1 conv with the block's stride, then BN.\n\n{_SHORTCUT_SHAPES}.\n",
+            _SHORTCUT_ARGS,
+            [("conv", "nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)"), _SHORTCUT_BN],
         )
         name = "Projection"
         if skip == "C":  # a projection on every block: the blocks build it directly
             return [cls]
     else:
-        cls = _code(
-            '''
-            class AvgDownProjection(nn.Sequential):
-                """Option D (ResNet-D): 2×2 average pool where strided, then 1×1 conv + BN.
-
-                (N, C_in, H, W) -> (N, C_out, H/stride, W/stride). The pool lets every input pixel reach the
-                shortcut, where a strided 1×1 conv would skip 3 in 4.
-                """
-
-                def __init__(self, in_channels: int, out_channels: int, stride: int):
-                    super().__init__()
-                    if stride > 1:
-                        self.pool = nn.AvgPool2d(stride, stride, ceil_mode=True, count_include_pad=False)
-                    self.conv = nn.Conv2d(in_channels, out_channels, 1, bias=False)
-                    self.bn = nn.BatchNorm2d(out_channels)
-            '''
+        cls = _layers_class(
+            "AvgDownProjection",
+            "Option D (ResNet-D): 2×2 average pool where strided, then 1×1 conv + BN.\n\n"
+            f"{_SHORTCUT_SHAPES}. The pool lets every input pixel reach the\n"
+            "shortcut, where a strided 1×1 conv would skip 3 in 4.\n",
+            _SHORTCUT_ARGS,
+            [
+                ("pool if stride > 1", "nn.AvgPool2d(stride, stride, ceil_mode=True, count_include_pad=False)"),
+                ("conv", "nn.Conv2d(in_channels, out_channels, 1, bias=False)"),
+                _SHORTCUT_BN,
+            ],
         )
         name = "AvgDownProjection"
     picker = _code(
