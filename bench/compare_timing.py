@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from bench.harness import median_time  # noqa: E402
 from resfpn import tracing  # noqa: E402
 from resfpn.activations import level_stats  # noqa: E402
 from resfpn.compare import compare  # noqa: E402
@@ -36,12 +37,7 @@ EXAMPLE = ROOT / "assets" / "examples" / "astronaut.jpg"
 
 
 def _median_ms(f, n: int) -> float:
-    times = []
-    for _ in range(n):
-        start = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+    return 1e3 * median_time(f, n)
 
 
 def trace_timings(pairs: dict[str, tuple[Config, Config]], n: int) -> None:

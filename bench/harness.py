@@ -38,6 +38,16 @@ def mib(n: float) -> str:
     return f"{n / MIB:.0f} MiB"
 
 
+def median_time(fn: Callable[[], Any], repeats: int) -> float:
+    """Median seconds of ``repeats`` back-to-back calls of ``fn`` (not interleaved with anything)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return median(times)
+
+
 def interleave(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
     """Time each function ``repeats`` times, rotating the order every round (A B C, B C A, ...).
 

@@ -20,21 +20,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from bench.harness import median_time  # noqa: E402
 from resfpn import Config, build_model, trace  # noqa: E402
 from resfpn import tracing  # noqa: E402
 from resfpn.effective import effective_fields  # noqa: E402
 from resfpn.engine import set_torch_threads  # noqa: E402
 from resfpn.fold import fold_batchnorm  # noqa: E402
 from resfpn.limits import backward_memory_estimate, memory_estimate  # noqa: E402
-
-
-def _median(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def bench_trace(repeats: int) -> None:
@@ -55,7 +47,7 @@ def bench_trace(repeats: int) -> None:
             config = Config.preset(preset, input_height=side, input_width=side)
             trace(config)
             solve.clear()
-            total = _median(lambda: trace(config), repeats)
+            total = median_time(lambda: trace(config), repeats)
             print(f"| {preset} | {side} | {total * 1e3:.1f} | {statistics.median(solve) * 1e3:.1f} |")
     tracing._Recorder.fill_receptive_fields = original
 
@@ -77,9 +69,9 @@ def bench_click(sizes: list[int], repeats: int) -> None:
         effective_fields(model, x, (side // 2, side // 2), ["P2"], t)
         fwd, one, every = [], [], []
         for _ in range(repeats):  # interleaved
-            fwd.append(_median(plain, 1))
-            one.append(_median(lambda: effective_fields(model, x, (side // 2, side // 2), ["P2"], t), 1))
-        every.append(_median(lambda: effective_fields(model, x, (side // 2, side // 2), None, t), 1))
+            fwd.append(median_time(plain, 1))
+            one.append(median_time(lambda: effective_fields(model, x, (side // 2, side // 2), ["P2"], t), 1))
+        every.append(median_time(lambda: effective_fields(model, x, (side // 2, side // 2), None, t), 1))
         f, o, a = statistics.median(fwd), statistics.median(one), statistics.median(every)
         print(f"| {side} | {f * 1e3:.0f} | {o * 1e3:.0f} | {o / f:.2f}× | {a * 1e3:.0f} | {a / f:.2f}× "
               f"| {backward_memory_estimate(t) / 2**20:.0f} | {memory_estimate(t) / 2**20:.0f} |")

@@ -108,6 +108,25 @@ def _imagenet(depth: int, block: str, blocks, tag: str, size: int, recipe: str) 
 _R50 = _resnet("bottleneck", (3, 4, 6, 3))
 _MIB = 2**20
 
+
+def _coco(
+    name: str, title: str, file_stem: str, mib: float, fpn_from: str, p6: str, p7: bool, bn_eps: float | None
+) -> Source:
+    """A torchvision COCO detector's ResNet-50 + FPN weights (width 256, nearest upsampling)."""
+    return Source(
+        name=f"coco-{name}",
+        family="coco",
+        title=f"COCO {title}",
+        filename=f"{file_stem}.pth",
+        bytes=int(mib * _MIB),
+        size_note=f"{mib} MiB, torchvision's published _file_size",
+        licence=COCO_TERMS,
+        design=_R50 | {"fpn_from": fpn_from, "fpn_width": 256, "upsample": "nearest", "p6": p6, "p7": p7},
+        url=TORCHVISION_URL + f"{file_stem}.pth",
+        trained="backbone + FPN",
+        bn_eps=bn_eps,
+    )
+
 SOURCES: dict[str, Source] = {
     s.name: s
     for s in (
@@ -119,48 +138,16 @@ SOURCES: dict[str, Source] = {
         _imagenet(152, "bottleneck", (3, 8, 36, 3), "tv_in1k", 241_463_544, "V1"),
         # torchvision.models.detection.fasterrcnn_resnet50_fpn: FPN on C2–C5, LastLevelMaxPool
         # (P6 = max_pool2d(P5, 1, stride 2)); FrozenBatchNorm with eps overwritten to 0 for COCO_V1.
-        Source(
-            name="coco-faster-rcnn",
-            family="coco",
-            title="COCO Faster R-CNN ResNet-50 FPN (torchvision COCO_V1)",
-            filename="fasterrcnn_resnet50_fpn_coco-258fb6c6.pth",
-            bytes=int(159.743 * _MIB),
-            size_note="159.743 MiB, torchvision's published _file_size",
-            licence=COCO_TERMS,
-            design=_R50 | {"fpn_from": "C2", "fpn_width": 256, "upsample": "nearest", "p6": "maxpool", "p7": False},
-            url=TORCHVISION_URL + "fasterrcnn_resnet50_fpn_coco-258fb6c6.pth",
-            trained="backbone + FPN",
-            bn_eps=0.0,
-        ),
+        _coco("faster-rcnn", "Faster R-CNN ResNet-50 FPN (torchvision COCO_V1)",
+              "fasterrcnn_resnet50_fpn_coco-258fb6c6", 159.743, "C2", "maxpool", p7=False, bn_eps=0.0),
         # retinanet_resnet50_fpn (v1): FPN on C3–C5, LastLevelP6P7(256, 256), which takes P6 from P5
         # (in_channels == out_channels), not from C5 as the paper does; BN eps overwritten to 0.
-        Source(
-            name="coco-retinanet",
-            family="coco",
-            title="COCO RetinaNet ResNet-50 FPN (torchvision COCO_V1; P6 from P5)",
-            filename="retinanet_resnet50_fpn_coco-eeacb38b.pth",
-            bytes=int(130.267 * _MIB),
-            size_note="130.267 MiB, torchvision's published _file_size",
-            licence=COCO_TERMS,
-            design=_R50 | {"fpn_from": "C3", "fpn_width": 256, "upsample": "nearest", "p6": "p5-conv", "p7": True},
-            url=TORCHVISION_URL + "retinanet_resnet50_fpn_coco-eeacb38b.pth",
-            trained="backbone + FPN",
-            bn_eps=0.0,
-        ),
+        _coco("retinanet", "RetinaNet ResNet-50 FPN (torchvision COCO_V1; P6 from P5)",
+              "retinanet_resnet50_fpn_coco-eeacb38b", 130.267, "C3", "p5-conv", p7=True, bn_eps=0.0),
         # retinanet_resnet50_fpn_v2: LastLevelP6P7(2048, 256), P6 from C5 as in the paper; plain
         # BatchNorm backbone, plain FPN (its GroupNorm is in the heads, which we do not use).
-        Source(
-            name="coco-retinanet-v2",
-            family="coco",
-            title="COCO RetinaNet ResNet-50 FPN v2 (torchvision COCO_V1 of the v2 model; P6 from C5)",
-            filename="retinanet_resnet50_fpn_v2_coco-5905b1c5.pth",
-            bytes=int(146.037 * _MIB),
-            size_note="146.037 MiB, torchvision's published _file_size",
-            licence=COCO_TERMS,
-            design=_R50 | {"fpn_from": "C3", "fpn_width": 256, "upsample": "nearest", "p6": "c5-conv", "p7": True},
-            url=TORCHVISION_URL + "retinanet_resnet50_fpn_v2_coco-5905b1c5.pth",
-            trained="backbone + FPN",
-        ),
+        _coco("retinanet-v2", "RetinaNet ResNet-50 FPN v2 (torchvision COCO_V1 of the v2 model; P6 from C5)",
+              "retinanet_resnet50_fpn_v2_coco-5905b1c5", 146.037, "C3", "c5-conv", p7=True, bn_eps=None),
     )
 }
 

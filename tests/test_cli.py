@@ -35,20 +35,39 @@ def test_mismatch_exits_one_with_the_diagnosis(capsys):
     assert "use input 224×224" in mismatch["hint"]
 
 
-@pytest.mark.parametrize(
-    "argv, message",
-    [
-        (["--skip", "E"], "invalid choice: 'E'"),
-        (["--input", "22x"], "expected 224 or 224x320"),
-        (["--widths", "64,128"], "expected four values"),
-        (["--fpn-width", "0"], "fpn_width=0: must be between 1 and 4096"),
-        (["--block", "bottleneck", "--widths", "64,128,256,510"], "divisible by the expansion 4"),
-    ],
-)
-def test_bad_arguments_exit_two_with_a_message(argv, message):
-    proc = subprocess.run([sys.executable, "-m", "resfpn", *argv], capture_output=True, text=True)
+# Every usage error of the command line, side B's (--vs) included: (argv, what the message says).
+BAD_ARGUMENTS = [
+    (["--skip", "E"], "invalid choice: 'E'"),
+    (["--input", "22x"], "expected 224 or 224x320"),
+    (["--widths", "64,128"], "expected four values"),
+    (["--fpn-width", "0"], "fpn_width=0: must be between 1 and 4096"),
+    (["--block", "bottleneck", "--widths", "64,128,256,510"], "divisible by the expansion 4"),
+    (["--vs", "colour=red"], "unknown field 'colour'; known: input, batch"),
+    (["--vs", "p7"], "expected FIELD=VALUE"),
+    (["--vs", "fpn_width=wide"], "fpn_width takes a whole number"),
+    (["--vs", "p7=maybe"], "p7 takes true or false"),
+    (["--vs-preset", "resnet99"], "invalid choice: 'resnet99'"),
+]
+
+
+def exit_status(argv: list[str]) -> int:
+    """``main(argv)``'s status, whether it returns it or argparse exits with it."""
+    try:
+        return main(argv)
+    except SystemExit as stop:
+        return stop.code
+
+
+@pytest.mark.parametrize("argv, message", BAD_ARGUMENTS)
+def test_bad_arguments_exit_two_with_a_message(argv, message, capsys):
+    assert exit_status(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_python_m_resfpn_exits_two_with_the_message():
+    proc = subprocess.run([sys.executable, "-m", "resfpn", "--skip", "E"], capture_output=True, text=True)
     assert proc.returncode == 2
-    assert message in proc.stderr
+    assert "invalid choice: 'E'" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_json_config_round_trips_into_config():

@@ -288,22 +288,6 @@ def test_cli_one_bad_side_is_named_and_the_other_still_shows(argv, status, messa
     assert any(line[2:4] == "C5" and "512×7×7" in line for line in captured.out.splitlines())  # the valid side
 
 
-@pytest.mark.parametrize(
-    "argv, message",
-    [
-        (["--vs", "colour=red"], "unknown field 'colour'; known: input, batch"),
-        (["--vs", "p7"], "expected FIELD=VALUE"),
-        (["--vs", "fpn_width=wide"], "fpn_width takes a whole number"),
-        (["--vs", "p7=maybe"], "p7 takes true or false"),
-        (["--vs-preset", "resnet99"], "invalid choice: 'resnet99'"),
-    ],
-)
-def test_cli_bad_vs_arguments_exit_two_with_a_message(argv, message, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == 2 and message in capsys.readouterr().err
-
-
 def test_forward_from_needs_a_prefix_of_the_backbone_levels(small):
     model = build_model(small)
     x = torch.zeros(1, 3, 64, 64)
