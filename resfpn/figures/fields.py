@@ -9,8 +9,6 @@ padding the convolutions see).
 
 from __future__ import annotations
 
-import base64
-import io
 import math
 from typing import Any
 
@@ -26,6 +24,7 @@ from ._style import FIELD_ERF_BOX as ERF_BOX
 from ._style import FIELD_OUTSIDE as OUTSIDE
 from ._style import FIELD_THEORY as THEORY
 from ._style import INK, LEVEL_COLOR, MUTED, ON_MARK, card_layout, wrap
+from .heatmaps import _image_uri as heatmap_image_uri
 from .heatmaps import _pool, _quantise
 
 MAX_ERF_CELLS = 128  # longest side of the effective-field map as sent (it is cropped to the theoretical box first)
@@ -287,13 +286,4 @@ def _template(image: Any) -> go.layout.Template:
 
 def _image_uri(image: Any) -> str:
     """The image as a greyscale JPEG data URI, at most IMAGE_SIDE px a side and about IMAGE_BYTES."""
-    im, side = image.convert("L"), IMAGE_SIDE
-    while True:
-        small = im.copy()
-        small.thumbnail((side, side))
-        for quality in (80, 60, 40):
-            buf = io.BytesIO()
-            small.save(buf, "JPEG", quality=quality, optimize=True)
-            if buf.tell() <= IMAGE_BYTES or side <= 32:
-                return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-        side //= 2
+    return heatmap_image_uri(image, IMAGE_SIDE, IMAGE_BYTES, (80, 60, 40))

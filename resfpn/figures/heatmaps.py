@@ -66,16 +66,17 @@ def _windows(n: int, step: int, size: int) -> list[str]:
     return labels
 
 
-def _image_uri(image: Any) -> str:
-    """The overlay image as a small greyscale JPEG data URI of at most IMAGE_BYTES."""
-    im, side = image.convert("L"), 192
+def _image_uri(image: Any, side: int = 192, max_bytes: int = IMAGE_BYTES, qualities: tuple[int, ...] = (75, 55, 35)) -> str:
+    """The overlay image as a small greyscale JPEG data URI: at most ``side`` px a side and about
+    ``max_bytes`` (halving the side until the lowest quality fits)."""
+    im = image.convert("L")
     while True:
         small = im.copy()
         small.thumbnail((side, side))
-        for quality in (75, 55, 35):
+        for quality in qualities:
             buf = io.BytesIO()
             small.save(buf, "JPEG", quality=quality, optimize=True)
-            if buf.tell() <= IMAGE_BYTES or side <= 32:
+            if buf.tell() <= max_bytes or side <= 32:
                 return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
         side //= 2
 
