@@ -89,11 +89,11 @@ def receptive_field(config: dict, image: gr.FileData, x: int, y: int, weights: s
     t = trace(cfg)
     if image is None:
         raise refuse("an image is needed: the effective field is measured on it", "No image")
+    estimate = check_run(t, backward=True)  # a mismatch is refused with its diagnosis first
     try:
         check_point(t, x, y)
     except PointError as err:
         raise refuse(str(err), "Point refused") from None
-    estimate = check_run(t, backward=True)
     w = weights_for(cfg, _weights_mode(weights))
     decoded = decode(uploaded_path(image))
     with engine().slot():

@@ -25,11 +25,11 @@ def fields_figure(state: dict, point: tuple[int, int], level: str):
     t = trace(config)
     if level not in t.levels:
         raise refuse(f"level {level!r} is not in this design; it has {', '.join(t.levels)}", "No such level")
+    check_run(t, backward=True)  # a mismatch is refused with its diagnosis first
     try:
         check_point(t, *point)
     except PointError as err:
         raise refuse(str(err), "Point refused") from None
-    check_run(t, backward=True)
     fields, resized = image_fields(engine(), config, state["image"], point, state["weights"], [level])
     return figures.receptive_field_figure(resized, point, t, fields, level, weights_label=state["weights"].label)
 
