@@ -60,7 +60,7 @@ with gr.Blocks(title="resfpn — ResNet + FPN shape explorer") as demo:
                 heat = heatmaps.heatmaps_tab(below=fields.fields_section)
                 pair = compare.compare_tab()
                 shared = share.share_tab()
-                with gr.Tab("Report (JSON)", id="json"):
+                with gr.Tab("Report", id="json"):
                     report = gr.JSON(label="Trace report")
     fixes_state = gr.State([])
     theme = gr.Textbox("light", visible=False, elem_id="theme")  # "light" or "dark", read from the browser at load

@@ -63,7 +63,7 @@ def shoot(url: str, out: Path) -> list[Path]:
         page.screenshot(path=str(shots[-1]), full_page=True)
 
         # Compare: pin the reference as A, switch B to skip A, run both.
-        page.get_by_role("tab", name="Compare A / B").click()
+        page.get_by_role("tab", name="Compare", exact=True).click()
         page.click("#pin")
         page.wait_for_function("() => document.querySelector('#pinned-note').innerText.includes('pinned')")
         page.locator("#skip").get_by_text("A — zero-pad").click()

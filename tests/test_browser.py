@@ -125,7 +125,7 @@ def test_link_dark_theme_fields_and_compare(served_app):
         assert "Receptive fields" in title
         page.screenshot(path=str(ARTIFACTS / "7-receptive-fields.png"), full_page=True)
 
-        page.get_by_role("tab", name="Compare A / B").click()
+        page.get_by_role("tab", name="Compare", exact=True).click()
         page.click("#pin")
         page.wait_for_function("() => document.querySelector('#pinned-note').innerText.includes('pinned')")
         page.locator("#skip").get_by_text("A — zero-pad").click()

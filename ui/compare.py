@@ -102,12 +102,12 @@ def _design_name(config: Config) -> str:
 def compare_tab() -> dict[str, Any]:
     """The compare tab (call inside ``gr.Tabs``); returns its components by name."""
     c: dict[str, Any] = {}
-    with gr.Tab("Compare A / B", id="compare"):
+    with gr.Tab("Compare", id="compare"):
         with gr.Row():
             c["pin"] = gr.Button("Pin current design as A", variant="primary", elem_id="pin")
             c["swap"] = gr.Button("Swap A and B", elem_id="swap")
             c["clear"] = gr.Button("Clear pin", elem_id="clear-pin")
-            c["run"] = gr.Button("Run both on the image (Feature heatmaps tab)", elem_id="run-both")
+            c["run"] = gr.Button("Run both on the heatmaps tab's image", elem_id="run-both")
         c["pinned_note"] = gr.Markdown("No design pinned.", elem_id="pinned-note")
         c["summary"] = gr.Markdown(NOT_PINNED, elem_id="compare-summary")
         with gr.Row():

@@ -98,7 +98,7 @@ def shape_tabs() -> dict[str, gr.components.Component]:
         arch = plot("arch-plot", label="Architecture map")
     with gr.Tab("Residual blocks", id="blocks"):
         blocks = plot("block-plot", label="F(x) and S(x) at each stage transition")
-    with gr.Tab("Per-level numbers", id="bars"):
+    with gr.Tab("Levels", id="bars"):
         bars = plot("bars-plot", label="Per level and part")
     return {"arch": arch, "blocks": blocks, "bars": bars}
 

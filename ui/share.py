@@ -88,7 +88,7 @@ def on_open_design(path: str | None) -> list:
 def share_tab() -> dict[str, gr.components.Component]:
     """The "Share & export" tab (call inside ``gr.Tabs``); returns its components by name."""
     c: dict[str, gr.components.Component] = {}
-    with gr.Tab("Share & export", id="share"):
+    with gr.Tab("Share", id="share"):
         gr.Markdown("Take the design with you: a link that opens this page on it, a JSON file "
                     "(`python -m resfpn --config design.json` reads it), or one PyTorch file that imports only "
                     "torch and loads resfpn's `state_dict`. Every figure's toolbar downloads it as SVG (camera) "
