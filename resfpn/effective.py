@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from .add import ShapeMismatchError
 from .config import Config
 from .tracing import Trace, trace
 
