@@ -86,52 +86,47 @@ def test_explore_run_switch_and_diagnose(page):
     page.screenshot(path=str(ARTIFACTS / "5-fixed.png"), full_page=True)
 
 
-def test_link_dark_theme_fields_and_compare(served_app):
+def test_link_dark_theme_fields_and_compare(page, served_app):
     """A link opens its design (a bad parameter gets a note); dark pages get dark figures; a click on
     the input shows the fields; pinning A and changing B compares them."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Chromium not installed (run scripts/install-chromium.sh)")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        page = browser.new_page(viewport={"width": 1500, "height": 1100})
-        page.set_default_timeout(120_000)
-        page.goto(served_app + "?__theme=dark&input_height=225&input_width=225&skip=A&widths=64,128,256,oops&colour=red")
-        page.wait_for_function("() => { const e = document.querySelector('#summary');"
-                               " return e && e.innerText.includes('225×225 input'); }")
-        note = page.inner_text("#link-note")
-        assert "widths" in note and "colour" in note
-        assert page.input_value("#width-3 input") == "512"  # the bad value kept the reference value
-        page.wait_for_selector("#arch-plot .js-plotly-plot .main-svg")
-        paper = page.eval_on_selector("#arch-plot .js-plotly-plot", "e => e.layout.paper_bgcolor")
-        assert paper not in ("white", "#ffffff", "#fff")  # the dark theme's card
-        assert page.eval_on_selector("#arch-plot .js-plotly-plot", "e => e.layout.meta.filename").startswith("resfpn-")
-        page.screenshot(path=str(ARTIFACTS / "6-link-dark.png"), full_page=True)
+    # The module's browser page: a second Playwright in one module would clash with the first.
+    page.set_default_timeout(120_000)
+    page.goto(served_app + "?__theme=dark&input_height=225&input_width=225&skip=A&widths=64,128,256,oops&colour=red")
+    page.wait_for_function("() => { const e = document.querySelector('#summary');"
+                           " return e && e.innerText.includes('225×225 input'); }")
+    note = page.inner_text("#link-note")
+    assert "widths" in note and "colour" in note
+    assert page.input_value("#width-3 input") == "512"  # the bad value kept the reference value
+    page.wait_for_selector("#arch-plot .js-plotly-plot .main-svg")
+    paper = page.eval_on_selector("#arch-plot .js-plotly-plot", "e => e.layout.paper_bgcolor")
+    assert paper not in ("white", "#ffffff", "#fff")  # the dark theme's card
+    assert page.eval_on_selector("#arch-plot .js-plotly-plot", "e => e.layout.meta.filename").startswith("resfpn-")
+    page.screenshot(path=str(ARTIFACTS / "6-link-dark.png"), full_page=True)
 
-        # Back to a runnable size; run an example, then click a point of the input.
-        page.goto(served_app + "?input_height=128&input_width=128")
-        page.wait_for_function("() => { const e = document.querySelector('#summary');"
-                               " return e && e.innerText.includes('128×128 input'); }")
-        page.get_by_role("tab", name="Feature heatmaps").click()
-        page.locator("#examples").get_by_role("button").first.click()
-        page.wait_for_selector("#image img")
-        page.click("#run")
-        page.wait_for_selector("#fields-image img")
-        page.locator("#fields-image img").scroll_into_view_if_needed()
-        box = page.locator("#fields-image img").bounding_box()
-        page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
-        page.wait_for_function("() => document.querySelector('#fields-status').innerText.includes('point (x=')")
-        page.wait_for_selector("#fields-plot .js-plotly-plot .main-svg")
-        title = page.eval_on_selector("#fields-plot .js-plotly-plot", "e => e.layout.title.text")
-        assert "Receptive fields" in title
-        page.screenshot(path=str(ARTIFACTS / "7-receptive-fields.png"), full_page=True)
+    # Back to a runnable size; run an example, then click a point of the input.
+    page.goto(served_app + "?input_height=128&input_width=128")
+    page.wait_for_function("() => { const e = document.querySelector('#summary');"
+                           " return e && e.innerText.includes('128×128 input'); }")
+    page.get_by_role("tab", name="Feature heatmaps").click()
+    page.locator("#examples").get_by_role("button").first.click()
+    page.wait_for_selector("#image img")
+    page.click("#run")
+    page.wait_for_selector("#fields-image img")
+    page.locator("#fields-image img").scroll_into_view_if_needed()
+    box = page.locator("#fields-image img").bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+    page.wait_for_function("() => document.querySelector('#fields-status').innerText.includes('point (x=')")
+    page.wait_for_selector("#fields-plot .js-plotly-plot .main-svg")
+    title = page.eval_on_selector("#fields-plot .js-plotly-plot", "e => e.layout.title.text")
+    assert "Receptive fields" in title
+    page.screenshot(path=str(ARTIFACTS / "7-receptive-fields.png"), full_page=True)
 
-        page.get_by_role("tab", name="Compare", exact=True).click()
-        page.click("#pin")
-        page.wait_for_function("() => document.querySelector('#pinned-note').innerText.includes('pinned')")
-        page.locator("#skip").get_by_text("A — zero-pad").click()
-        page.wait_for_function("() => document.querySelector('#compare-summary').innerText.includes('skip')")
-        page.wait_for_selector("#compare-arch-b .js-plotly-plot .main-svg")
-        page.click("#run-both")
-        page.wait_for_selector("#compare-heat .js-plotly-plot .main-svg")
-        page.screenshot(path=str(ARTIFACTS / "8-compare.png"), full_page=True)
-        browser.close()
+    page.get_by_role("tab", name="Compare", exact=True).click()
+    page.click("#pin")
+    page.wait_for_function("() => document.querySelector('#pinned-note').innerText.includes('pinned')")
+    page.locator("#skip").get_by_text("A — zero-pad").click()
+    page.wait_for_function("() => document.querySelector('#compare-summary').innerText.includes('skip')")
+    page.wait_for_selector("#compare-arch-b .js-plotly-plot .main-svg")
+    page.click("#run-both")
+    page.wait_for_selector("#compare-heat .js-plotly-plot .main-svg")
+    page.screenshot(path=str(ARTIFACTS / "8-compare.png"), full_page=True)
