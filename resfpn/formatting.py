@@ -37,3 +37,11 @@ def ceil_div(a: int, b: int) -> int:
 def format_range(lo: int, hi: int) -> str:
     """``'435–467'`` where a value depends on the position, else ``'435'``."""
     return f"{lo}" if lo == hi else f"{lo}–{hi}"
+
+
+def shape_bytes(shape: tuple[int, ...] | None, element_size: int = 4) -> int:
+    """Bytes of a tensor of ``shape`` (float32 by default); 0-d or unknown shapes count one element."""
+    n = element_size
+    for s in shape or ():
+        n *= s
+    return n

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .config import Config
+from .formatting import shape_bytes
 
 if TYPE_CHECKING:  # imported for annotations only: the caps load without torch
     from .tracing import Trace
@@ -107,20 +108,13 @@ def backward_memory_estimate(t: Trace) -> int:
         if m.out_shape is None:
             continue
         if m.kind in ("conv", "bn"):
-            saved += _bytes(m.in_shape)
+            saved += shape_bytes(m.in_shape)
         elif m.kind == "relu":
-            saved += _bytes(m.out_shape)
+            saved += shape_bytes(m.out_shape)
         elif m.kind == "maxpool":
-            saved += _bytes(m.in_shape) + 2 * _bytes(m.out_shape)
-        largest = max(largest, _bytes(m.out_shape))
+            saved += shape_bytes(m.in_shape) + 2 * shape_bytes(m.out_shape)
+        largest = max(largest, shape_bytes(m.out_shape))
     return memory_estimate(t) + saved + 3 * largest
-
-
-def _bytes(shape: tuple[int, ...]) -> int:
-    n = 4
-    for s in shape:
-        n *= s
-    return n
 
 
 def memory_estimate(t: Trace) -> int:

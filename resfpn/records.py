@@ -11,6 +11,7 @@ from typing import Any
 
 from .add import AddRecord, ShapeMismatchError
 from .config import Config
+from .formatting import shape_bytes
 from .fpn import merge_site
 from .modelmap import ModelMap
 from .receptive import FieldMap
@@ -122,7 +123,7 @@ class Trace:
     @property
     def activation_bytes(self) -> dict[str, Any]:
         levels = {k: v.bytes for k, v in self.levels.items()}
-        largest = max((_nbytes(m.out_shape) for m in self.modules if m.out_shape), default=0)
+        largest = max((shape_bytes(m.out_shape) for m in self.modules if m.out_shape), default=0)
         return {
             "levels": levels,
             "total": sum(levels.values()),
@@ -213,10 +214,3 @@ class Trace:
             "activation_bytes": self.activation_bytes,
             "modules": [m.to_dict() for m in self.modules],
         }
-
-
-def _nbytes(shape: tuple[int, ...] | None, element_size: int = 4) -> int:
-    n = element_size
-    for s in shape or ():
-        n *= s
-    return n
