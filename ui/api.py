@@ -8,7 +8,7 @@ from typing import Any
 import gradio as gr
 
 from .library import (
-    LIMITS, admit, check_precision, check_run, checked_config, decode, engine, refuse, trace, uploaded_path,
+    LIMITS, admit, check_precision, check_run, checked_config, decode, engine, refuse, run_admitted, trace, uploaded_path,
     weights_errors, weights_for,
 )
 
@@ -49,15 +49,10 @@ def analyze(config: dict, image: gr.FileData | None = None, precision: str = "fp
     estimate = check_run(t)
     precision = check_precision(precision)
     w = weights_for(cfg, _weights_mode(weights))
-    with engine().slot():
-        decoded = decode(uploaded_path(image))
-        admit(t, estimate, decoded)
-        try:
-            run = engine().run(cfg, decoded.image, w, precision)
-        except weights_errors() as err:
-            raise refuse(str(err), "Weights refused") from None
-        from resfpn import activations
+    from resfpn import activations
 
+    with engine().slot():
+        run, decoded = run_admitted(cfg, t, estimate, uploaded_path(image), w, precision)
         report["stats"] = {k: activations.level_stats(v) for k, v in run.levels.items()}
     report["run"] = {"forward_seconds": run.forward_seconds, "cached": run.cached, "weights": run.weights,
                      "image_size": list(decoded.original_size), "precision": run.precision,
@@ -130,11 +125,9 @@ def compare(a: dict, b: dict, image: gr.FileData | None = None, weights: str = "
     for side, d in (("A", a), ("B", b)):
         if not isinstance(d, dict):
             raise refuse(f"{side}: config must be a JSON object of configuration fields", "Configuration refused")
-    pil = None
-    w = None
-    if image is not None:
-        pil = decode(uploaded_path(image)).image
-        w = weights_for(checked_config(a), _weights_mode(weights)) if _weights_mode(weights) != "random" else None
-    result = compare_module.compare(a, b, pil, engine=engine(), limits=LIMITS,
-                                    **({"weights": w} if w is not None else {}))  # runs take the engine's slot
-    return result.to_dict()
+    if image is None:
+        return compare_module.compare(a, b, limits=LIMITS).to_dict()  # traces only: no engine, no weights
+    pil = decode(uploaded_path(image)).image
+    w = weights_for(checked_config(a), _weights_mode(weights))
+    # Both runs take the engine's slot themselves.
+    return compare_module.compare(a, b, pil, engine=engine(), weights=w, limits=LIMITS).to_dict()

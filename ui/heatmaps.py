@@ -13,10 +13,12 @@ from resfpn.formatting import format_count, format_shape
 from resfpn.precision import PRECISIONS, bf16_slow_reason
 
 from .controls import CONTROLS, Slider, choices, config_from_controls
-from .library import EXAMPLES, plot, themed, admit, check_precision, check_run, decode, engine, refuse, trace, weights_errors, weights_for
+from .library import (
+    EXAMPLES, check_precision, check_run, engine, plot, refuse, run_admitted, themed, trace, weights_for,
+)
 
 if TYPE_CHECKING:
-    from resfpn.engine import Run, Weights
+    from resfpn.engine import Run
     from resfpn.images import Decoded
     from resfpn.records import Trace
 
@@ -24,21 +26,15 @@ COLORSCALES = ["Viridis", "Inferno", "Cividis", "RdBu", "Greys"]
 DISPLAY = ("reduction", "channel", "overlay", "opacity", "colorscale", "shared")
 
 
-def weights_choices(config: Config) -> list[tuple[str, str]]:
-    """The weights control's entries for ``config``: only those that fit it (plus random and upload)."""
+def weights_offer(config: Config) -> tuple[list[tuple[str, str]], str]:
+    """The weights control's entries for ``config`` (only those that fit it, plus random and upload),
+    and a note naming published weights that would fit after a change of design."""
     from resfpn.pretrained import weight_choices
 
-    return [(c.label, c.value) for c in weight_choices(config) if c.fits]
-
-
-def weights_note(config: Config) -> str:
-    """Which published weights would fit with a change of design, so the user knows they exist."""
-    from resfpn.pretrained import weight_choices
-
-    others = [c for c in weight_choices(config) if not c.fits][:2]
-    if not others:
-        return ""
-    return "Not for this design: " + "; ".join(f"{c.label} ({c.reason})" for c in others)
+    choices = weight_choices(config)
+    others = [c for c in choices if not c.fits][:2]
+    note = "Not for this design: " + "; ".join(f"{c.label} ({c.reason})" for c in others) if others else ""
+    return [(c.label, c.value) for c in choices if c.fits], note
 
 
 def precision_note(value: str | None) -> str:
@@ -106,23 +102,6 @@ def run_status(run: Run, decoded: Decoded, t: Trace) -> str:
     )
 
 
-def run_image(config: Config, image_path: str | None, mode: str | None, seed: Any, checkpoint: str | None,
-              precision: str = "fp32", progress: gr.Progress | None = None) -> tuple[Run, Decoded, Trace, Weights]:
-    """Check, admit and run one image (the engine's slot held from decoding to the end)."""
-    t = trace(config)
-    estimate = check_run(t)
-    precision = check_precision(precision)
-    weights = weights_for(config, mode, seed, checkpoint, progress)  # downloads outside the slot
-    with engine().slot():
-        decoded = decode(image_path)
-        admit(t, estimate, decoded)
-        try:
-            run = engine().run(config, decoded.image, weights, precision)
-        except weights_errors() as err:
-            raise refuse(str(err), "Checkpoint refused") from None
-    return run, decoded, t, weights
-
-
 def on_run(*args: Any, progress: gr.Progress = gr.Progress()) -> tuple:
     """Run the image through the model (reusing a built model and cached activations).
 
@@ -132,9 +111,12 @@ def on_run(*args: Any, progress: gr.Progress = gr.Progress()) -> tuple:
     values, (image_path, mode, seed, checkpoint, reduction, channel, overlay, opacity, colorscale, shared,
              *rest) = list(args[: len(CONTROLS)]), args[len(CONTROLS):]
     config = config_from_controls(values)
-    run, decoded, t, weights = run_image(config, image_path, mode, seed, checkpoint, rest[0] if rest else "fp32",
-                                         progress)
-    with engine().slot():
+    t = trace(config)
+    estimate = check_run(t)
+    precision = check_precision(rest[0] if rest else "fp32")
+    weights = weights_for(config, mode, seed, checkpoint, progress)  # a download happens outside the slot
+    with engine().slot():  # held from decoding to the statistics: the memory admitted covers all of it
+        run, decoded = run_admitted(config, t, estimate, image_path, weights, precision)
         fig, note = heatmaps(run, t, reduction, channel, overlay, opacity, colorscale, shared)
         rows = stats_rows(run)
     status = run_status(run, decoded, t) + difference_text(run) + note
@@ -161,9 +143,9 @@ def on_design(*args: Any) -> tuple:
         config = config_from_controls(list(values))
     except gr.Error:
         return gr.update(), gr.update()
-    fitting = weights_choices(config)
+    fitting, note = weights_offer(config)
     value = current if current in {v for _, v in fitting} else "random"
-    return gr.update(choices=fitting, value=value), weights_note(config)
+    return gr.update(choices=fitting, value=value), note
 
 
 def heatmaps_tab(below=None) -> dict[str, Any]:
@@ -172,6 +154,7 @@ def heatmaps_tab(below=None) -> dict[str, Any]:
     ``below()`` lays out more of the tab under the statistics; what it returns is under "below".
     """
     c: dict[str, Any] = {}
+    fitting, note = weights_offer(Config())
     with gr.Tab("Feature heatmaps", id="heat"):
         with gr.Row():
             with gr.Column(scale=1, min_width=260):
@@ -180,9 +163,9 @@ def heatmaps_tab(below=None) -> dict[str, Any]:
                 gr.Examples([[str(p)] for p in EXAMPLES], inputs=[c["image"]], label="Example photos",
                             cache_examples=False, elem_id="examples")
             with gr.Column(scale=1, min_width=260):
-                c["weights"] = gr.Dropdown(weights_choices(Config()), value="random", label="Weights",
+                c["weights"] = gr.Dropdown(fitting, value="random", label="Weights",
                                            elem_id="weights", allow_custom_value=False)
-                c["weights_note"] = gr.Markdown(weights_note(Config()), elem_id="weights-note")
+                c["weights_note"] = gr.Markdown(note, elem_id="weights-note")
                 c["seed"] = gr.Number(0, precision=0, label="Seed (random parts)")
                 c["checkpoint"] = gr.File(label="Checkpoint (.pth or .safetensors, torchvision layout)",
                                           file_types=[".pth", ".pt", ".safetensors"], type="filepath")

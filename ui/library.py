@@ -20,7 +20,7 @@ from resfpn.limits import serving_overhead
 from resfpn.precision import PRECISIONS
 
 if TYPE_CHECKING:
-    from resfpn.engine import Engine, Weights
+    from resfpn.engine import Engine, Run, Weights
     from resfpn.images import Decoded
     from resfpn.records import Trace
 
@@ -97,6 +97,18 @@ def admit(t: Trace, estimate: int, decoded: Decoded) -> None:
     leaves out (decoded image, statistics, bf16 copies); cached models and activations go first."""
     w, h = decoded.original_size
     engine().make_room(estimate + serving_overhead(t, w * h), LIMITS.memory_budget)
+
+
+def run_admitted(config: Config, t: Trace, estimate: int, image_path: str | None, weights: Weights,
+                 precision: str) -> tuple[Run, Decoded]:
+    """Decode, admit and run one image. The caller holds ``engine().slot()`` from here until it is
+    done with the run's levels (statistics, maps), so the memory admitted covers that work too."""
+    decoded = decode(image_path)
+    admit(t, estimate, decoded)
+    try:
+        return engine().run(config, decoded.image, weights, precision), decoded
+    except weights_errors() as err:
+        raise refuse(str(err), "Weights refused") from None
 
 
 def check_precision(value: str | None) -> str:
