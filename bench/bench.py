@@ -26,14 +26,13 @@ import traceback
 import urllib.request
 import uuid
 from pathlib import Path
-from typing import Any, Callable
 
 import torch
 
 import resfpn
 from bench.harness import (MIB, NOISY, Table, interleave, log, machine, median, percentile,
                            proc_status, reset_peak_rss, round_ratios)
-from resfpn import Config
+from resfpn import Config, fastpath
 from resfpn.images import decode_image, resize_for_input, to_tensor
 from scripts import serve
 
@@ -115,27 +114,13 @@ def example_input(size: int) -> torch.Tensor:
     return to_tensor(resize_for_input(image, size, size))
 
 
-def app_model(config: Config, precision: str = "fp32") -> torch.nn.Module:
-    """The eager model as the app's engine builds it (``Engine.model``: build_model, weights, fold, device)."""
+def app_model(config: Config, precision: str = "fp32", pack: bool = True) -> torch.nn.Module:
+    """The model as the app's engine serves it (``Engine.model``: build_model, weights, fold, device,
+    and on CPU the packed form of ``resfpn.fastpath``); ``pack=False`` stops before packing."""
     from resfpn.engine import Engine, Weights
 
-    model, _, _ = Engine(device="cpu", fuse=False).model(config, Weights(), precision)
+    model, _, _ = Engine(device="cpu", pack=pack).model(config, Weights(), precision)
     return model
-
-
-def served_forward(config: Config, x: torch.Tensor) -> tuple[Callable[[], Any], bool]:
-    """The forward ``Engine.run`` serves once warm: the oneDNN-fused graph where it could be built
-    (``resfpn.compiled``), else the eager model; returns (call, whether it is fused)."""
-    from resfpn.compiled import FusionRefused, fused_graph
-
-    model = app_model(config)
-    try:
-        graph = fused_graph(model, x)
-    except FusionRefused as err:
-        log(f"fused graph refused, eager serves: {err}")
-        graph = None
-    forward = graph if graph is not None else model
-    return (lambda: forward(x)), graph is not None
 
 
 def tuned(model: torch.nn.Module) -> torch.nn.Module:
@@ -166,16 +151,21 @@ def bench_forward(table: Table, quick: bool) -> None:
         plain = _loaded_reference(config)  # the engine's weights (seed 0), before any serving tweak
         plain_tuned = tuned(_loaded_reference(config))
         unfolded = resfpn.build_model(config).eval().to(memory_format=torch.channels_last)
-        eager = app_model(config)
+        served = app_model(config)
+        direct = fastpath.pack(app_model(config, pack=False), use_winograd=False)
+        eager = app_model(config, pack=False)
         bf16 = app_model(config, "bf16")
+        bf16_eager = app_model(config, "bf16", pack=False)
         x = example_input(size)
         xc = x.to(memory_format=torch.channels_last)
-        served, fused = served_forward(config, xc)
+        xb = xc.to(torch.bfloat16)
         with torch.inference_mode():
             want = plain(x)
-            for name, got in (("served", served()), ("tuned plain", plain_tuned(xc)), ("unfolded", unfolded(xc))):
+            for name, got in (("served", served(xc)), ("direct", direct(xc)), ("eager", eager(xc)), ("tuned plain", plain_tuned(xc)),
+                              ("unfolded", unfolded(xc))):
                 _check_same(name, size, got, want, 1e-4)
-            _check_same("bf16", size, bf16(xc.to(torch.bfloat16)), want, 5e-2)
+            _check_same("bf16", size, bf16(xb), want, 5e-2)
+            _check_same("bf16 eager", size, bf16_eager(xb), want, 5e-2)
 
         def timed(fn):
             def call():
@@ -184,23 +174,25 @@ def bench_forward(table: Table, quick: bool) -> None:
             return call
 
         fns = {
-            "served": timed(served),
+            "served": timed(lambda: served(xc)),
+            "direct": timed(lambda: direct(xc)),
             "tuned": timed(lambda: plain_tuned(xc)),
             "unfolded": timed(lambda: unfolded(xc)),
             "eager": timed(lambda: eager(xc)),
             "plain": lambda: _no_grad(plain, x),
             "bf16": timed(lambda: bf16(xc.to(torch.bfloat16))),
+            "bf16 eager": timed(lambda: bf16_eager(xc.to(torch.bfloat16))),
             "matmul": lambda: a @ b,
         }
         times = interleave(fns, repeats[size])
         t = {k: median(v) for k, v in times.items()}
-        how = "oneDNN-fused graph, RESFPN_FUSE=1" if fused else "eager (fusion refused)"
         ratio, spread, noisy = round_ratios(times["served"], times["tuned"])
-        table.add("1", f"served fp32 forward {size}×{size} ({how}), {repeats[size]} rounds",
+        table.add("1", f"served fp32 forward {size}×{size} (packed, ReLU and adds fused), {repeats[size]} rounds",
                   f"resfpn {t['served'] * 1e3:.1f} ms",
                   f"plain model, same tuning (BN folded, channels-last, inference_mode) {t['tuned'] * 1e3:.1f} ms",
                   f"ratio {ratio:.2f} (rounds {spread})", "≤ 0.90", ratio <= 0.90, noisy)
-        for name, label in (("eager", "served model eager (BN folded, before the fused graph)"),
+        for name, label in (("eager", "served model before packing (BN folded, channels-last)"),
+                            ("direct", "packed and fused, direct convolutions only (no Winograd)"),
                             ("unfolded", "resfpn eager, BN not folded (channels-last, inference_mode)"),
                             ("plain", "plain tutorial model untuned (NCHW, no_grad)")):
             r, spread, noisy = round_ratios(times[name], times["tuned"])
@@ -208,12 +200,12 @@ def bench_forward(table: Table, quick: bool) -> None:
                       f"tuned plain {t['tuned'] * 1e3:.1f} ms", f"ratio {r:.2f} (rounds {spread})", "—", None, noisy)
         r, spread, noisy = round_ratios(times["bf16"], times["served"])
         target = size in (512, 1024)
-        table.add("1", f"bf16 forward {size}×{size} (`precision=\"bf16\"`, eager)", f"{t['bf16'] * 1e3:.1f} ms",
+        table.add("1", f"bf16 forward {size}×{size} (`precision=\"bf16\"`, packed)", f"{t['bf16'] * 1e3:.1f} ms",
                   f"served fp32 {t['served'] * 1e3:.1f} ms", f"ratio {r:.2f} (rounds {spread})",
                   "≤ 0.45" if target else "— (info)", r <= 0.45 if target else None, noisy)
-        r, spread, noisy = round_ratios(times["bf16"], times["eager"])
-        table.add("1", f"(info) bf16 forward {size}×{size} against the eager fp32 model", f"{t['bf16'] * 1e3:.1f} ms",
-                  f"served eager fp32 {t['eager'] * 1e3:.1f} ms", f"ratio {r:.2f} (rounds {spread})", "—", None, noisy)
+        r, spread, noisy = round_ratios(times["bf16 eager"], times["eager"])
+        table.add("1", f"(info) bf16 ÷ fp32, both before packing, {size}×{size}", f"{t['bf16 eager'] * 1e3:.1f} ms",
+                  f"fp32 before packing {t['eager'] * 1e3:.1f} ms", f"ratio {r:.2f} (rounds {spread})", "—", None, noisy)
         flops = 2 * resfpn.trace(config).macs.total
         # Per round too: the forward and the matmul of one round share that round's load.
         share, spread, noisy = round_ratios(times["matmul"], times["served"])
@@ -223,7 +215,30 @@ def bench_forward(table: Table, quick: bool) -> None:
         table.add("1", f"conv GFLOP/s at {size}×{size} ({flops / 1e9:.1f} GFLOP from the trace's MACs)",
                   f"{achieved:.0f} GFLOP/s", f"fp32 matmul {n}² @ {n}²: {peak:.0f} GFLOP/s",
                   f"{100 * share:.1f} %", "≥ 60 %", share >= 0.60, noisy)
-        del plain, plain_tuned, unfolded, eager, bf16, served
+        del plain, plain_tuned, unfolded, eager, bf16, bf16_eager, served, direct
+    bf16_ceiling(table, quick)
+
+
+def bf16_ceiling(table: Table, quick: bool) -> None:
+    """The hardware's bf16 ÷ fp32 ratio on one large convolution (oneDNN's direct kernels, weights
+    prepacked): the floor for the whole forward's bf16 ratio, since convolutions are most of it."""
+    conv = torch.nn.Conv2d(256, 256, 3, padding=1).eval()
+    packs = {dtype: fastpath.PackedConv(conv.to(dtype), use_winograd=False)
+             for dtype in (torch.float32, torch.bfloat16)}
+    x = torch.randn(1, 256, 128, 128).to(memory_format=torch.channels_last)
+    inputs = {dtype: x.to(dtype) for dtype in packs}
+
+    def timed(dtype):
+        def call():
+            with torch.inference_mode():
+                packs[dtype](inputs[dtype])
+        return call
+
+    times = interleave({"fp32": timed(torch.float32), "bf16": timed(torch.bfloat16)}, 3 if quick else 9)
+    r, spread, noisy = round_ratios(times["bf16"], times["fp32"])
+    table.add("1", "(info) one 256→256 3×3 conv on 128×128, oneDNN direct, bf16 (the ceiling for bf16 ÷ fp32)",
+              f"{median(times['bf16']) * 1e3:.1f} ms", f"fp32 {median(times['fp32']) * 1e3:.1f} ms",
+              f"ratio {r:.2f} (rounds {spread})", "—", None, noisy)
 
 
 def _loaded_reference(config: Config) -> torch.nn.Module:

@@ -196,6 +196,6 @@ def image_fields(engine, config, image, point: tuple[int, int], weights, levels:
 
     resized = resize_for_input(image, config.input_height, config.input_width)
     with engine.slot():
-        model, _, _ = engine.model(config.replace(batch=1), weights)
+        model, _, _ = engine.model(config.replace(batch=1), weights, grad=True)
         x = to_tensor(resized, 1).to(engine.device)
         return effective_fields(model, x, point, levels, config=config.replace(batch=1)), resized

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -22,7 +21,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from . import compiled
+from . import fastpath
 from .config import Config
 from .fold import fold_batchnorm
 from .images import resize_for_input, to_tensor
@@ -88,7 +87,7 @@ class Run:
     # bf16 runs: per level, ||bf16 - fp32|| / ||fp32|| against the fp32 run of the same image, when
     # one is cached (measured, never estimated); None until such a run exists.
     difference: dict[str, float] | None = None
-    fused: bool = False  # True when the forward ran the oneDNN-fused graph (resfpn.compiled)
+    packed: bool = False  # True when the forward ran the packed, fused CPU model (resfpn.fastpath)
 
 
 def architecture_key(config: Config) -> Config:
@@ -126,11 +125,7 @@ def _tensor_bytes(tensors: Iterable[torch.Tensor]) -> int:
 
 
 def _model_bytes(entry) -> int:
-    return _tensor_bytes(entry[0].state_dict().values())
-
-
-def _graph_bytes(entry) -> int:
-    return entry[1]
+    return fastpath.packed_bytes(entry[0])
 
 
 def _run_bytes(run: "Run") -> int:
@@ -156,19 +151,11 @@ class Engine:
     """
 
     def __init__(self, max_models: int = 3, max_runs: int = 4, max_bytes: int = 1 << 30, device: str | None = None,
-                 fuse: bool | None = None, fuse_after: int = 2):
+                 pack: bool | None = None):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        # With ``fuse`` (RESFPN_FUSE=1), fp32 CPU forwards switch to a oneDNN-fused graph
-        # (resfpn.compiled) once a background thread has built it for that architecture and input
-        # shape. Off by default: the load test's peak memory went 646 MiB over a 512 MiB budget
-        # with it (509 MiB without), since oneDNN keeps compiled kernels the budget cannot see. A
-        # graph is built only for a shape that has had ``fuse_after`` real forwards, and one is kept.
-        self.fuse = (self.device.type == "cpu" and os.environ.get("RESFPN_FUSE", "0") == "1") if fuse is None else fuse
-        self.fuse_after = fuse_after
-        self._graphs = _LRU(1, max_bytes, _graph_bytes)
-        self._forwards_by_shape: dict[tuple, int] = {}
-        self.fusion: dict[tuple, str] = {}  # graph key -> "building", "ready" or why it was refused
-        self._fusers: list[threading.Thread] = []
+        # On CPU the served models are packed (resfpn.fastpath): prepacked weights, ReLU and adds
+        # fused into the convolutions. Models asked for gradients stay plain folded modules.
+        self.pack = (self.device.type == "cpu" and fastpath.available()) if pack is None else pack
         # Each cache keeps at least its newest entry, and drops older ones past max_bytes.
         self._models = _LRU(max_models, max_bytes, _model_bytes)
         self._runs = _LRU(max_runs, max_bytes, _run_bytes)
@@ -183,7 +170,7 @@ class Engine:
             return self._cached_bytes()
 
     def _cached_bytes(self) -> int:
-        return self._models.total_bytes() + self._runs.total_bytes() + self._graphs.total_bytes()
+        return self._models.total_bytes() + self._runs.total_bytes()
 
     def slot(self) -> threading.RLock:
         """The lock that serialises real work; hold it (``with engine.slot():``) to keep a whole
@@ -194,7 +181,7 @@ class Engine:
         """Drop cached activations, then cached models (oldest first), until ``need`` bytes of new
         work plus what stays cached fit in ``budget``."""
         with self._lock:
-            for cache in (self._runs, self._graphs, self._models):
+            for cache in (self._runs, self._models):
                 while cache and need + self._cached_bytes() > budget:
                     cache.popitem(last=False)
 
@@ -202,14 +189,18 @@ class Engine:
         # On CUDA the fp32 model runs under bf16 autocast; on CPU the model itself is cast.
         return torch.bfloat16 if precision == "bf16" and self.device.type == "cpu" else torch.float32
 
-    def model(self, config: Config, weights: Weights, precision: Precision = "fp32") -> tuple[ResFPN, LoadResult | None, float]:
+    def model(self, config: Config, weights: Weights, precision: Precision = "fp32",
+              grad: bool = False) -> tuple[ResFPN, LoadResult | None, float]:
         """The inference model for ``config`` with ``weights``: (model, what was loaded, build seconds; 0 if cached).
 
         BatchNorm is folded into the convolutions after the weights are loaded; a bf16 model on CPU
-        is cast after folding (folding in float32 keeps the fold exact).
+        is cast after folding (folding in float32 keeps the fold exact). On CPU the model is then
+        packed (``resfpn.fastpath``) unless ``grad``: a model for backward passes stays a plain
+        folded module (and is cached apart from the packed one).
         """
         dtype = self._dtype(check_precision(precision))
-        key = (architecture_key(config), weights.key, str(dtype))
+        packed = self.pack and not grad
+        key = (architecture_key(config), weights.key, str(dtype), packed)
 
         def make():
             start = time.perf_counter()
@@ -221,6 +212,8 @@ class Engine:
                 load = load_torchvision_weights(model, load_checkpoint(weights.checkpoint))
             # The served copy: BN folded into the convs, NHWC memory (oneDNN's fast path on CPU).
             model = fold_batchnorm(model, inplace=True).to(self.device, dtype, memory_format=torch.channels_last)
+            if packed:
+                model = fastpath.pack(model)
             self.builds += 1
             return model, load, time.perf_counter() - start
 
@@ -262,63 +255,23 @@ class Engine:
             x = to_tensor(resized, config.batch).to(self.device, dtype, memory_format=torch.channels_last)
             autocast = (torch.autocast("cuda", torch.bfloat16) if precision == "bf16" and self.device.type == "cuda"
                         else nullcontext())
-            gkey = (*key[:3], str(dtype))
-            with self._lock:
-                graph = self._graphs.get(gkey)
-            if graph is None and self.fuse and dtype == torch.float32 and self.device.type == "cpu":
-                seen = self._forwards_by_shape[gkey] = self._forwards_by_shape.get(gkey, 0) + 1
-                if seen >= self.fuse_after:
-                    self._start_fusion(gkey, model, tuple(x.shape))
             start = time.perf_counter()
             with torch.inference_mode(), autocast:
                 if shared:
                     known = {k: v.to(self.device, dtype) for k, v in shared.items()}
                     out = model.forward_from(known, (config.input_height, config.input_width))
                 else:
-                    out = (graph[0] if graph is not None else model)(x)
+                    out = model(x)
             if self.device.type == "cuda":
                 torch.cuda.synchronize()
             self.forwards += 1
             levels = {k: v.float().cpu() for k, v in out.items()}
             del out, x
             run = Run(levels, resized, build_seconds, time.perf_counter() - start, weights.label, key, load,
-                      precision=precision, fused=graph is not None)
+                      precision=precision, packed=isinstance(model.fpn, fastpath.PackedFPN))
             with self._lock:
                 self._runs.get_or(key, lambda: run)
             return self._with_difference(run, base)
-
-    def _start_fusion(self, gkey: tuple, model: ResFPN, shape: tuple[int, ...]) -> None:
-        """Build the fused graph for ``gkey`` in a background thread, once; eager serves meanwhile."""
-        with self._lock:
-            if gkey in self.fusion:
-                return
-            self.fusion[gkey] = "building"
-
-        def build():
-            example = torch.randn(shape, generator=torch.Generator().manual_seed(0))
-            example = example.to(memory_format=torch.channels_last)
-            # Holds the slot: its warm-up forwards take their turn with requests, so the memory
-            # budget still sees one forward at a time.
-            with self._work:
-                try:
-                    graph = compiled.fused_graph(model, example)
-                except compiled.FusionRefused as err:
-                    with self._lock:
-                        self.fusion[gkey] = str(err)
-                    return
-                nbytes = _tensor_bytes(model.state_dict().values())
-                with self._lock:
-                    self._graphs.get_or(gkey, lambda: (graph, nbytes))
-                    self.fusion[gkey] = "ready"
-
-        thread = threading.Thread(target=build, name="resfpn-fuse", daemon=True)
-        self._fusers.append(thread)
-        thread.start()
-
-    def wait_for_fusion(self, timeout: float | None = None) -> None:
-        """Wait until every fused graph started so far is built or refused (tests, benchmarks)."""
-        for thread in list(self._fusers):
-            thread.join(timeout)
 
     def _with_difference(self, run: Run, base: tuple) -> Run:
         """``run`` with its measured difference to the cached fp32 run of the same image, if any."""

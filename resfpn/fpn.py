@@ -100,16 +100,22 @@ class FPN(nn.Module):
         sources = {"P" + c[1:]: [self.lateral[c], self.output["P" + c[1:]]] for c in self.in_levels}
         return sources | {p: [getattr(self, p.lower())] for p in ("P6", "P7") if p in self._out}
 
+    def merge(self, level: str, feature: torch.Tensor, coarser: torch.Tensor) -> torch.Tensor:
+        """The top-down merge into ``level``'s P: ``lateral(feature) + resize(coarser)``, checked."""
+        p = "P" + level[1:]
+        lateral = self.lateral[level](feature)
+        top_down = self.upsample[p](coarser, lateral.shape[-2:])
+        names = (f"lateral({level})", f"upsampled P{int(level[1:]) + 1}")
+        return checked_add(lateral, top_down, merge_site(p), names)
+
     def forward(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         names = list(self.in_levels)
         top = names[-1]
         merged = self.lateral[top](features[top])
         results = {"P" + top[1:]: self.output["P" + top[1:]](merged)}
         for c in reversed(names[:-1]):
-            p, coarser = "P" + c[1:], "P" + str(int(c[1:]) + 1)
-            lateral = self.lateral[c](features[c])
-            top_down = self.upsample[p](merged, lateral.shape[-2:])
-            merged = checked_add(lateral, top_down, merge_site(p), (f"lateral({c})", f"upsampled {coarser}"))
+            p = "P" + c[1:]
+            merged = self.merge(c, features[c], merged)
             results[p] = self.output[p](merged)
         results = dict(sorted(results.items()))
         if self.p6_source != "none":

@@ -92,11 +92,14 @@ def serving_overhead(t: Trace, image_pixels: int = 0) -> int:
     """Bytes a served run needs beside the forward (``memory_estimate``), which the guard adds to it.
 
     The decoded upload (up to 8 bytes a pixel while Pillow converts it to RGB), the statistics'
-    temporaries (up to four copies of the largest level: x², x == 0, the page's channel reductions), and the returned float32 levels when the
-    forward ran in bf16 (``.float()`` copies them): all levels once more.
+    temporaries (up to four copies of the largest level: x², x == 0, the page's channel reductions),
+    the returned float32 levels when the forward ran in bf16 (``.float()`` copies them): all levels
+    once more, and the Winograd convolutions' band buffers (``resfpn.winograd.WORKSPACE_BYTES``).
     """
+    from .winograd import WORKSPACE_BYTES  # torch-free module constant, but the module imports torch
+
     largest = max(t.activation_bytes["levels"].values(), default=0)
-    return 8 * image_pixels + 4 * largest + sum(t.activation_bytes["levels"].values())
+    return 8 * image_pixels + 4 * largest + sum(t.activation_bytes["levels"].values()) + WORKSPACE_BYTES
 
 
 def backward_memory_estimate(t: Trace) -> int:

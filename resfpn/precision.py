@@ -13,7 +13,7 @@ from typing import Literal
 
 Precision = Literal["fp32", "bf16"]
 PRECISIONS: dict[str, str] = {
-    "fp32": "float32 (exact)",
+    "fp32": "float32 (reference)",
     "bf16": "bfloat16 (fast on CPUs with bf16 instructions)",
 }
 _BF16_FLAGS = ("avx512_bf16", "amx_bf16")

@@ -1,0 +1,136 @@
+"""The CPU serving form of a folded model: prepacked convolution weights with ReLU and adds fused in.
+
+The eager served model (BatchNorm folded, channels-last) still pays, per convolution, a reorder of
+its weight into oneDNN's blocked layout on every call, and then a separate pass over memory for each
+ReLU and each residual or FPN addition. Here every convolution keeps its weight prepacked once
+(``mkldnn._reorder_convolution_weight``) and runs through oneDNN's pointwise-fused kernel
+(``mkldnn._convolution_pointwise``, the op torch.compile's CPU backend emits), so
+
+- ``relu(conv(x))`` is one kernel (stem, and every conv inside F(x) but the last),
+- ``relu(conv(x) + S(x))`` is one kernel: the residual add and ReLU ride on F's last conv,
+- ``lateral(c) + upsampled`` is one kernel: the FPN merge rides on the lateral 1×1 conv.
+
+The convolutions are oneDNN's same kernels, so the levels equal the eager model's up to float
+rounding of the fused epilogue. It is inference only (no autograd through these ops), for float32
+and bfloat16 on CPU; ``available()`` says whether this PyTorch build has the ops. The additions it
+fuses are the ones the meta trace already checked: a design whose operands disagree never gets here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import torch
+from torch import nn
+
+from . import winograd
+from .blocks import _Residual
+from .fpn import FPN
+
+
+def available() -> bool:
+    """Whether this PyTorch build has oneDNN and its pointwise-fused convolution ops."""
+    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+
+
+class PackedConv(nn.Module):
+    """A bias-carrying 2-D convolution with its weight prepacked for oneDNN.
+
+    ``forward(x)`` is ``conv(x)``, then ReLU if ``relu``; ``forward(x, add=y)`` is ``conv(x) + y``,
+    then ReLU if ``relu``, with ``y`` of exactly the output's shape.
+    """
+
+    def __init__(self, conv: nn.Conv2d, relu: bool = False, use_winograd: bool = True):
+        super().__init__()
+        if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
+            raise ValueError(f"{conv}: only explicit zero padding is packed")
+        self.padding, self.stride = list(conv.padding), list(conv.stride)
+        self.dilation, self.groups, self.relu = list(conv.dilation), conv.groups, relu
+        self.out_channels, self.kernel_size = conv.out_channels, conv.kernel_size
+        weight = conv.weight.detach()
+        self.weight = torch.ops.mkldnn._reorder_convolution_weight(
+            weight, self.padding, self.stride, self.dilation, self.groups)
+        self.weight_bytes = weight.numel() * weight.element_size()  # opaque tensors have no storage to count
+        # The packed weight is opaque to state_dict; its digest stands in for it there, so two
+        # modules compare equal (``resfpn.differences``) only when their weights are equal.
+        raw = weight.contiguous().view(-1).view(torch.uint8).numpy()
+        digest = torch.frombuffer(bytearray(hashlib.sha256(raw).digest()), dtype=torch.uint8)
+        self.register_buffer("weight_sha256", digest)
+        self.register_buffer("bias", None if conv.bias is None else conv.bias.detach().clone())
+        # Wide 3×3 convs also keep a Winograd form, used for inputs with enough tiles.
+        self.register_buffer("winograd_weight", winograd.transform_weight(weight) if use_winograd and winograd.eligible(conv) else None)
+
+    def forward(self, x: torch.Tensor, add: torch.Tensor | None = None) -> torch.Tensor:
+        if self.winograd_weight is not None and winograd.tiles(*x.shape[-2:]) >= winograd.MIN_TILES:
+            y = winograd.winograd_conv(x, self.winograd_weight, self.bias)
+            if add is not None:
+                y.add_(add)
+            return y.relu_() if self.relu else y
+        geometry = (self.padding, self.stride, self.dilation, self.groups)
+        if add is None:
+            return torch.ops.mkldnn._convolution_pointwise(
+                x, self.weight, self.bias, *geometry, "relu" if self.relu else "none", [], "")
+        return torch.ops.mkldnn._convolution_pointwise.binary(
+            x, add, self.weight, self.bias, *geometry, "add", None, "relu" if self.relu else None, [], "")
+
+    def extra_repr(self) -> str:
+        return (f"out_channels={self.out_channels}, kernel_size={self.kernel_size}, stride={tuple(self.stride)}, "
+                f"relu={self.relu}")
+
+
+class PackedBlock(nn.Module):
+    """``relu(F(x) + S(x))`` with F's convs packed: ReLU fused into each but the last, which also
+    takes the add of S(x) and the block's ReLU."""
+
+    def __init__(self, block: _Residual, use_winograd: bool = True):
+        super().__init__()
+        convs = block.residual_convs()
+        self.kind, self.site = block.kind, block.site
+        self.convs = nn.ModuleList(PackedConv(c, relu=True, use_winograd=use_winograd) for c in convs)
+        self.shortcut = pack(block.shortcut, use_winograd)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = self.shortcut(x)
+        for conv in self.convs[:-1]:
+            x = conv(x)
+        return self.convs[-1](x, add=shortcut)
+
+
+class PackedFPN(FPN):
+    """The FPN with packed convs; each top-down merge is fused into its lateral 1×1 conv."""
+
+    def merge(self, level: str, feature: torch.Tensor, coarser: torch.Tensor) -> torch.Tensor:
+        top_down = self.upsample["P" + level[1:]](coarser, feature.shape[-2:])  # a 1×1 lateral keeps H, W
+        return self.lateral[level](feature, add=top_down)
+
+
+def pack(module: nn.Module, use_winograd: bool = True) -> nn.Module:
+    """``module`` (BatchNorm already folded, eval mode) rewritten in place for CPU inference, returned.
+
+    Residual blocks become ``PackedBlock``; a conv followed by a ReLU in a ``Sequential`` (the stem)
+    takes the ReLU in; every other conv becomes a ``PackedConv``; the FPN fuses its merges.
+    ``use_winograd=False`` keeps every convolution on oneDNN's direct kernels (``resfpn.winograd``).
+    """
+    if isinstance(module, _Residual):
+        return PackedBlock(module, use_winograd)
+    if isinstance(module, nn.Conv2d):
+        return PackedConv(module, use_winograd=use_winograd)
+    if isinstance(module, FPN):
+        module.__class__ = PackedFPN  # same state, fused merge (PackedFPN adds no attributes)
+    previous = None  # the last non-identity child so far, for a Sequential's conv → ReLU
+    for name, child in list(module.named_children()):
+        if (isinstance(module, nn.Sequential) and isinstance(child, nn.ReLU)
+                and isinstance(previous, PackedConv) and not previous.relu):
+            previous.relu = True
+            setattr(module, name, nn.Identity())
+            continue
+        setattr(module, name, pack(child, use_winograd))
+        if not isinstance(child, nn.Identity):
+            previous = getattr(module, name)
+    return module
+
+
+def packed_bytes(module: nn.Module) -> int:
+    """Bytes ``module`` holds in tensors, its packed weights included (for the cache budget)."""
+    packed = sum(m.weight_bytes for m in module.modules() if isinstance(m, PackedConv))
+    return packed + sum(t.numel() * t.element_size() for t in module.state_dict().values())
