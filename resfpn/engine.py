@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -26,7 +27,7 @@ from .config import Config
 from .fold import fold_batchnorm
 from .images import resize_for_input, to_tensor
 from .model import ResFPN, build_model
-from .runtime import set_torch_threads, usable_cores  # noqa: F401  (re-exported)
+from .runtime import release_free_memory, set_torch_threads, usable_cores  # noqa: F401  (re-exported)
 from .precision import Precision, check_precision
 from .pretrained import describe, get_source, load_source
 from .tracing import Trace, trace
@@ -155,7 +156,10 @@ class Engine:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         # On CPU the served models are packed (resfpn.fastpath): prepacked weights, ReLU and adds
         # fused into the convolutions. Models asked for gradients stay plain folded modules.
-        self.pack = (self.device.type == "cpu" and fastpath.available()) if pack is None else pack
+        # RESFPN_PACK=0 serves the plain folded model instead (to compare, or where packing fails).
+        if pack is None:
+            pack = self.device.type == "cpu" and fastpath.available() and os.environ.get("RESFPN_PACK", "1") != "0"
+        self.pack = pack
         # Each cache keeps at least its newest entry, and drops older ones past max_bytes.
         self._models = _LRU(max_models, max_bytes, _model_bytes)
         self._runs = _LRU(max_runs, max_bytes, _run_bytes)
@@ -180,10 +184,14 @@ class Engine:
     def make_room(self, need: int, budget: int) -> None:
         """Drop cached activations, then cached models (oldest first), until ``need`` bytes of new
         work plus what stays cached fit in ``budget``."""
+        evicted = False
         with self._lock:
             for cache in (self._runs, self._models):
                 while cache and need + self._cached_bytes() > budget:
                     cache.popitem(last=False)
+                    evicted = True
+        if evicted:  # near the budget: what was dropped goes back to the OS, not to the heap's free lists
+            release_free_memory()
 
     def _dtype(self, precision: Precision) -> torch.dtype:
         # On CUDA the fp32 model runs under bf16 autocast; on CPU the model itself is cast.
@@ -224,6 +232,7 @@ class Engine:
                     self._models.move_to_end(key)
                     return hit[0], hit[1], 0.0
             entry = make()  # outside the cache lock: readers of the caches do not wait for a build
+            release_free_memory()  # the build's garbage, before a forward needs the room
             with self._lock:
                 self._models.get_or(key, lambda: entry)
         return entry

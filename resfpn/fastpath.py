@@ -51,17 +51,18 @@ class PackedConv(nn.Module):
         self.weight = torch.ops.mkldnn._reorder_convolution_weight(
             weight, self.padding, self.stride, self.dilation, self.groups)
         self.weight_bytes = weight.numel() * weight.element_size()  # opaque tensors have no storage to count
-        # The packed weight is opaque to state_dict; its digest stands in for it there, so two
-        # modules compare equal (``resfpn.differences``) only when their weights are equal.
-        raw = weight.contiguous().view(-1).view(torch.uint8).numpy()
-        digest = torch.frombuffer(bytearray(hashlib.sha256(raw).digest()), dtype=torch.uint8)
-        self.register_buffer("weight_sha256", digest)
+        self._digest: torch.Tensor | None = None
         self.register_buffer("bias", None if conv.bias is None else conv.bias.detach().clone())
-        # Wide 3×3 convs also keep a Winograd form, used for inputs with enough tiles.
-        self.register_buffer("winograd_weight", winograd.transform_weight(weight) if use_winograd and winograd.eligible(conv) else None)
+        # Wide 3×3 convs also keep their dense weight, for a Winograd form made on the first input
+        # with enough tiles (4× the weight's size, so only models that meet such inputs pay for it).
+        wide = use_winograd and winograd.eligible(conv)
+        self.register_buffer("dense_weight", weight.clone() if wide else None)
+        self.register_buffer("winograd_weight", None)
 
     def forward(self, x: torch.Tensor, add: torch.Tensor | None = None) -> torch.Tensor:
-        if self.winograd_weight is not None and winograd.tiles(*x.shape[-2:]) >= winograd.MIN_TILES:
+        if self.dense_weight is not None and winograd.tiles(*x.shape[-2:]) >= winograd.MIN_TILES:
+            if self.winograd_weight is None:
+                self.winograd_weight = winograd.transform_weight(self.dense_weight)
             y = winograd.winograd_conv(x, self.winograd_weight, self.bias)
             if add is not None:
                 y.add_(add)
@@ -72,6 +73,19 @@ class PackedConv(nn.Module):
                 x, self.weight, self.bias, *geometry, "relu" if self.relu else "none", [], "")
         return torch.ops.mkldnn._convolution_pointwise.binary(
             x, add, self.weight, self.bias, *geometry, "add", None, "relu" if self.relu else None, [], "")
+
+    def weight_digest(self) -> torch.Tensor:
+        """sha256 of the weight (read back from the packed layout once, when first asked), as uint8."""
+        if self._digest is None:
+            raw = self.weight.to_dense().contiguous().view(-1).view(torch.uint8).numpy()
+            self._digest = torch.frombuffer(bytearray(hashlib.sha256(raw).digest()), dtype=torch.uint8)
+        return self._digest
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        # The packed weight is opaque to state_dict; its digest stands in for it there, so two
+        # modules compare equal (``resfpn.differences``) only when their weights are equal.
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        destination[prefix + "weight_sha256"] = self.weight_digest()
 
     def extra_repr(self) -> str:
         return (f"out_channels={self.out_channels}, kernel_size={self.kernel_size}, stride={tuple(self.stride)}, "
@@ -133,4 +147,5 @@ def pack(module: nn.Module, use_winograd: bool = True) -> nn.Module:
 def packed_bytes(module: nn.Module) -> int:
     """Bytes ``module`` holds in tensors, its packed weights included (for the cache budget)."""
     packed = sum(m.weight_bytes for m in module.modules() if isinstance(m, PackedConv))
-    return packed + sum(t.numel() * t.element_size() for t in module.state_dict().values())
+    tensors = [*module.parameters(), *module.buffers()]
+    return packed + sum(t.numel() * t.element_size() for t in tensors)

@@ -68,8 +68,8 @@ DESIGNS = {
     "skip C": Config(skip="C", input_height=256, input_width=256),
     "skip D, v1 bottleneck": Config(block="bottleneck", skip="D", stride_in="1x1", blocks=(1, 1, 1, 1),
                                     widths=(256, 256, 512, 512), input_height=256, input_width=256),
-    "c5 P6, P7, fpn_from C3": Config(p6="c5-conv", p7=True, fpn_from="C3", input_height=256, input_width=256),
-    "bilinear, match, odd, batch 2": Config(upsample="bilinear", policy="match", input_height=257, input_width=199,
+    "c5 P6, P7, fpn_from C3": Config(p6="c5-conv", p7=True, fpn_from="C3", input_height=512, input_width=512),
+    "bilinear, match, odd, batch 2": Config(upsample="bilinear", policy="match", input_height=271, input_width=263,
                                             batch=2),
     "pad policy": Config(policy="pad", input_height=250, input_width=250),
     "maxpool P6, stage widths 256": Config(p6="maxpool", widths=(64, 256, 256, 256), input_height=256,
@@ -85,11 +85,11 @@ def test_packed_model_equals_the_folded_eager_model(name):
     kinds = {type(m) for m in packed.modules()}
     assert fastpath.PackedBlock in kinds and fastpath.PackedConv in kinds and torch.nn.Conv2d not in kinds
     assert isinstance(packed.fpn, fastpath.PackedFPN)
-    assert any(m.winograd_weight is not None for m in packed.modules() if isinstance(m, fastpath.PackedConv))
     x = torch.randn(config.batch, 3, config.input_height, config.input_width, generator=torch.Generator().manual_seed(0))
     x = x.to(memory_format=torch.channels_last)
     with torch.inference_mode():
         want, got = eager(x), packed(x)
+    assert any(m.winograd_weight is not None for m in packed.modules() if isinstance(m, fastpath.PackedConv))
     assert list(got) == list(want)
     for level in want:
         assert got[level].shape == want[level].shape, level
@@ -100,7 +100,7 @@ def test_packed_bf16_model_matches_the_eager_bf16_model():
     config = Config(input_height=128, input_width=128)
     eager = fold_batchnorm(build_model(config, seed=2)).to(torch.bfloat16, memory_format=torch.channels_last)
     packed = fastpath.pack(copy.deepcopy(eager))
-    assert all(m.winograd_weight is None for m in packed.modules() if isinstance(m, fastpath.PackedConv))
+    assert all(m.dense_weight is None for m in packed.modules() if isinstance(m, fastpath.PackedConv))
     x = torch.randn(1, 3, 128, 128).to(torch.bfloat16, memory_format=torch.channels_last)
     with torch.inference_mode():
         want, got = eager(x), packed(x)
@@ -118,15 +118,20 @@ def test_packed_modules_differ_when_their_weights_differ():
     assert shared_levels(a, b, t, t) == ()
 
 
-def test_packed_bytes_counts_the_packed_and_winograd_weights():
+def test_winograd_weights_are_made_on_the_first_large_input_and_counted():
     config = Config()
     model = fold_batchnorm(build_model(config))
     dense = sum(t.numel() * t.element_size() for t in model.state_dict().values())
     packed = fastpath.pack(model)
-    winograd_bytes = sum(m.winograd_weight.numel() * 4 for m in packed.modules()
-                         if isinstance(m, fastpath.PackedConv) and m.winograd_weight is not None)
-    assert winograd_bytes > 0
-    assert fastpath.packed_bytes(packed) >= dense + winograd_bytes
+    before = fastpath.packed_bytes(packed)
+    assert before >= dense
+    p2 = packed.fpn.output["P2"]
+    with torch.inference_mode():
+        packed(torch.randn(1, 3, 224, 224).to(memory_format=torch.channels_last))  # P2 56×56: 196 tiles
+        assert p2.winograd_weight is None
+        packed(torch.randn(1, 3, 256, 256).to(memory_format=torch.channels_last))  # P2 64×64: 256 tiles
+    assert p2.winograd_weight is not None and packed.fpn.output["P5"].winograd_weight is None
+    assert fastpath.packed_bytes(packed) == before + p2.winograd_weight.numel() * 4
 
 
 def test_the_engine_serves_packed_and_keeps_a_plain_model_for_gradients():
