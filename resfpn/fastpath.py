@@ -145,7 +145,12 @@ def pack(module: nn.Module, use_winograd: bool = True) -> nn.Module:
 
 
 def packed_bytes(module: nn.Module) -> int:
-    """Bytes ``module`` holds in tensors, its packed weights included (for the cache budget)."""
-    packed = sum(m.weight_bytes for m in module.modules() if isinstance(m, PackedConv))
-    tensors = [*module.parameters(), *module.buffers()]
-    return packed + sum(t.numel() * t.element_size() for t in tensors)
+    """Bytes ``module`` holds in tensors, packed weights included, and the Winograd weights its wide
+    convs will make on a large enough input (4× their weight), so the cache budget never grows."""
+    total = sum(t.numel() * t.element_size() for t in [*module.parameters(), *module.buffers()])
+    for m in module.modules():
+        if isinstance(m, PackedConv):
+            total += m.weight_bytes
+            if m.dense_weight is not None and m.winograd_weight is None:
+                total += m.dense_weight.numel() * m.dense_weight.element_size() * winograd.A**2 // winograd.R**2
+    return total

@@ -94,12 +94,17 @@ def serving_overhead(t: Trace, image_pixels: int = 0) -> int:
     The decoded upload (up to 8 bytes a pixel while Pillow converts it to RGB), the statistics'
     temporaries (up to four copies of the largest level: x², x == 0, the page's channel reductions),
     the returned float32 levels when the forward ran in bf16 (``.float()`` copies them): all levels
-    once more, and the Winograd convolutions' band buffers (``resfpn.winograd.WORKSPACE_BYTES``).
+    once more, and what the packed CPU model (``resfpn.fastpath``) holds beyond the parameters: for
+    each 256-wide 3×3 conv a dense copy of its weight and its Winograd weight (4× the weight), plus
+    one Winograd call's buffers (``resfpn.winograd.WORKSPACE_BYTES``).
     """
-    from .winograd import WORKSPACE_BYTES  # torch-free module constant, but the module imports torch
+    from . import winograd  # imports torch: only when a run is being admitted
 
+    wide = sum(m.params for m in t.modules if m.kind == "conv" and m.kernel == 3 and m.stride == 1
+               and m.out_shape is not None and winograd.wide_enough(m.in_shape[1], m.out_shape[1]))
+    packed = 4 * wide * (1 + winograd.A**2 // winograd.R**2) + winograd.WORKSPACE_BYTES
     largest = max(t.activation_bytes["levels"].values(), default=0)
-    return 8 * image_pixels + 4 * largest + sum(t.activation_bytes["levels"].values()) + WORKSPACE_BYTES
+    return 8 * image_pixels + 4 * largest + sum(t.activation_bytes["levels"].values()) + packed
 
 
 def backward_memory_estimate(t: Trace) -> int:

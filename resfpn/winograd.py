@@ -40,13 +40,17 @@ BAND_TILES = 256  # tiles transformed together: 36 × 256 × 256 floats = 9 MiB 
 WORKSPACE_BYTES = 4 * 256 * (2 * 16 * BAND_TILES + 36 * BAND_TILES * 2 + 16 * BAND_TILES)
 
 
+def wide_enough(in_channels: int, out_channels: int) -> bool:
+    """``MIN_CHANNELS`` or more each way and at most ``MAX_CHANNEL_PAIRS`` pairs (256 → 256 convs)."""
+    return min(in_channels, out_channels) >= MIN_CHANNELS and in_channels * out_channels <= MAX_CHANNEL_PAIRS
+
+
 def eligible(conv: nn.Conv2d) -> bool:
     """A 3×3, stride-1, padding-1, undilated, ungrouped float32 convolution with zero padding and
-    ``MIN_CHANNELS`` to ``MAX_CHANNEL_PAIRS`` channels (the FPN's output convs, 256-wide stages)."""
+    ``wide_enough`` channels (the FPN's 256-wide output convs, 256-wide stages)."""
     return (conv.kernel_size == (3, 3) and conv.stride == (1, 1) and conv.padding == (1, 1)
             and conv.dilation == (1, 1) and conv.groups == 1 and conv.padding_mode == "zeros"
-            and conv.weight.dtype == torch.float32 and min(conv.in_channels, conv.out_channels) >= MIN_CHANNELS
-            and conv.in_channels * conv.out_channels <= MAX_CHANNEL_PAIRS)
+            and conv.weight.dtype == torch.float32 and wide_enough(conv.in_channels, conv.out_channels))
 
 
 def transform_weight(weight: torch.Tensor) -> torch.Tensor:
