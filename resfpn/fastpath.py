@@ -18,9 +18,11 @@ fuses are the ones the meta trace already checked: a design whose operands disag
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from . import winograd
@@ -28,9 +30,25 @@ from .blocks import _Residual
 from .fpn import FPN
 
 
+@functools.lru_cache(maxsize=1)
 def available() -> bool:
-    """Whether this PyTorch build has oneDNN and its pointwise-fused convolution ops."""
-    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+    """Whether this PyTorch build runs oneDNN's prepacked, pointwise-fused convolutions correctly here.
+
+    Checked once by running a small packed conv (+ add + ReLU) against ``F.conv2d``: the ops are
+    private to PyTorch, so a build or CPU where they are missing or wrong serves the plain model.
+    """
+    if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")):
+        return False
+    try:
+        with torch.inference_mode():
+            conv = nn.Conv2d(8, 8, 3, padding=1)
+            x = torch.randn(1, 8, 6, 5).to(memory_format=torch.channels_last)
+            y = torch.randn(1, 8, 6, 5)
+            got = PackedConv(conv, relu=True, use_winograd=False)(x, add=y)
+            want = torch.relu(F.conv2d(x, conv.weight, conv.bias, padding=1) + y)
+            return bool(torch.allclose(got, want, rtol=1e-4, atol=1e-5))
+    except (RuntimeError, NotImplementedError):
+        return False
 
 
 class PackedConv(nn.Module):

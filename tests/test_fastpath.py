@@ -148,3 +148,16 @@ def test_the_engine_serves_packed_and_keeps_a_plain_model_for_gradients():
     assert not plain.packed
     for level in run.levels:
         assert _relative(run.levels[level], plain.levels[level]) < 2e-5
+
+
+def test_where_the_ops_misbehave_the_engine_serves_the_plain_model(monkeypatch):
+    fastpath.available.cache_clear()
+    try:
+        monkeypatch.setattr(fastpath.PackedConv, "forward", lambda self, x, add=None: x * 2)  # a wrong result
+        assert not fastpath.available()
+        assert not Engine(device="cpu").pack
+        monkeypatch.undo()
+        fastpath.available.cache_clear()
+        assert fastpath.available() and Engine(device="cpu").pack
+    finally:
+        fastpath.available.cache_clear()

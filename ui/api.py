@@ -56,7 +56,7 @@ def analyze(config: dict, image: gr.FileData | None = None, precision: str = "fp
         report["stats"] = {k: activations.level_stats(v) for k, v in run.levels.items()}
     report["run"] = {"forward_seconds": run.forward_seconds, "cached": run.cached, "weights": run.weights,
                      "image_size": list(decoded.original_size), "precision": run.precision,
-                     "relative_difference": run.difference}
+                     "relative_difference": run.difference, "packed": run.packed}
     return report
 
 
