@@ -9,16 +9,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import HealthCheck, event, given, settings
-from hypothesis import strategies as st
 from PIL import Image
 
 from resfpn import Config, ConfigError, build_model
 from resfpn import fastpath, winograd
-from resfpn.config import P6_SOURCES, POLICIES, SKIP_OPTIONS
 from resfpn.differences import shared_levels
 from resfpn.engine import Engine, Weights
 from resfpn.fold import fold_batchnorm
 from resfpn.tracing import trace
+from strategies import small_designs
 
 pytestmark = pytest.mark.skipif(not fastpath.available(), reason="this PyTorch build has no oneDNN pointwise ops")
 
@@ -166,28 +165,8 @@ def test_where_the_ops_misbehave_the_engine_serves_the_plain_model(monkeypatch):
         fastpath.available.cache_clear()
 
 
-small_designs = st.builds(
-    dict,
-    input_height=st.integers(1, 96),
-    input_width=st.integers(1, 96),
-    batch=st.integers(1, 2),
-    widths=st.lists(st.sampled_from([4, 8, 12, 16]), min_size=4, max_size=4),
-    blocks=st.lists(st.integers(1, 2), min_size=4, max_size=4),
-    block=st.sampled_from(["basic", "bottleneck"]),
-    stride_in=st.sampled_from(["3x3", "1x1"]),
-    skip=st.sampled_from(list(SKIP_OPTIONS)),
-    stem_width=st.sampled_from([4, 8, 16]),
-    fpn_from=st.sampled_from(["C2", "C3"]),
-    fpn_width=st.integers(1, 8),
-    upsample=st.sampled_from(["nearest", "bilinear"]),
-    policy=st.sampled_from(list(POLICIES)),
-    p6=st.sampled_from(P6_SOURCES),
-    p7=st.booleans(),
-)
-
-
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(small_designs)
+@given(small_designs(max_size=96))
 def test_any_design_without_a_mismatch_packs_to_the_same_levels(d):
     """Odd channel counts, 1-pixel maps, every option: the packed model gives the eager model's levels.
 

@@ -7,27 +7,9 @@ from hypothesis import strategies as st
 
 import app
 from resfpn import Config, ConfigError, build_model, trace
-from resfpn.config import P6_SOURCES, POLICIES, SKIP_OPTIONS
+from strategies import small_designs
 
-sizes = st.integers(1, 160)
-small_configs = st.builds(
-    dict,
-    input_height=sizes,
-    input_width=sizes,
-    batch=st.integers(1, 2),
-    widths=st.lists(st.sampled_from([4, 8, 12, 16]), min_size=4, max_size=4),
-    blocks=st.lists(st.integers(1, 2), min_size=4, max_size=4),
-    block=st.sampled_from(["basic", "bottleneck"]),
-    stride_in=st.sampled_from(["3x3", "1x1"]),
-    skip=st.sampled_from(list(SKIP_OPTIONS)),
-    stem_width=st.sampled_from([4, 8, 16]),
-    fpn_from=st.sampled_from(["C2", "C3"]),
-    fpn_width=st.integers(1, 8),
-    upsample=st.sampled_from(["nearest", "bilinear"]),
-    policy=st.sampled_from(list(POLICIES)),
-    p6=st.sampled_from(P6_SOURCES),
-    p7=st.booleans(),
-)
+small_configs = small_designs(max_size=160)
 
 
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
