@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import io
 import json
 import os
@@ -224,7 +225,7 @@ def bf16_ceiling(table: Table, quick: bool) -> None:
     """The hardware's bf16 ÷ fp32 ratio on one large convolution (oneDNN's direct kernels, weights
     prepacked): the floor for the whole forward's bf16 ratio, since convolutions are most of it."""
     conv = torch.nn.Conv2d(256, 256, 3, padding=1).eval()
-    packs = {dtype: fastpath.PackedConv(conv.to(dtype), use_winograd=False)
+    packs = {dtype: fastpath.PackedConv(copy.deepcopy(conv).to(dtype), use_winograd=False)
              for dtype in (torch.float32, torch.bfloat16)}
     x = torch.randn(1, 256, 128, 128).to(memory_format=torch.channels_last)
     inputs = {dtype: x.to(dtype) for dtype in packs}
@@ -504,12 +505,12 @@ def bench_cold_start(table: Table, quick: bool, tmp: Path) -> None:
 
 
 def bench_peak_memory(table: Table, quick: bool) -> None:
-    from resfpn.images import decode_image
     from resfpn.limits import memory_estimate, serving_overhead
 
     size = 1024
     presets = ["reference"] if quick else ["reference", "resnet50"]
-    pixels = decode_image(EXAMPLE).image.width * decode_image(EXAMPLE).image.height
+    image = decode_image(EXAMPLE).image
+    pixels = image.width * image.height
     for preset in presets:
         config = Config.preset(preset, input_height=size, input_width=size)
         t = resfpn.trace(config)

@@ -170,5 +170,5 @@ def packed_bytes(module: nn.Module) -> int:
         if isinstance(m, PackedConv):
             total += m.weight_bytes
             if m.dense_weight is not None and m.winograd_weight is None:
-                total += m.dense_weight.numel() * m.dense_weight.element_size() * winograd.A**2 // winograd.R**2
+                total += m.dense_weight.numel() * m.dense_weight.element_size() * winograd.EXPANSION
     return total

@@ -102,7 +102,7 @@ def serving_overhead(t: Trace, image_pixels: int = 0) -> int:
 
     wide = sum(m.params for m in t.modules if m.kind == "conv" and m.kernel == 3 and m.stride == 1
                and m.out_shape is not None and winograd.wide_enough(m.in_shape[1], m.out_shape[1]))
-    packed = 4 * wide * (1 + winograd.A**2 // winograd.R**2) + winograd.WORKSPACE_BYTES
+    packed = 4 * wide * (1 + winograd.EXPANSION) + winograd.WORKSPACE_BYTES
     largest = max(t.activation_bytes["levels"].values(), default=0)
     return 8 * image_pixels + 4 * largest + sum(t.activation_bytes["levels"].values()) + packed
 

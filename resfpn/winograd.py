@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .formatting import ceil_div
+
 # Transform matrices of F(4, 3) (Lavin & Gray, 2016, section 4.2), in float64 for the weight transform.
 _BT = torch.tensor([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
                     [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], dtype=torch.float64)
@@ -30,13 +32,16 @@ _AT = torch.tensor([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0]
                    dtype=torch.float64)
 M, R = 4, 3  # output tile, filter size
 A = M + R - 1  # input tile: 6
+EXPANSION = A * A // (R * R)  # the Winograd weight holds 36 values per channel pair where the conv's has 9
+_KB = torch.kron(_BT, _BT)  # (36, 36): both axes of Bᵀ d B at once
+_KA = torch.kron(_AT, _AT)  # (16, 36): both axes of Aᵀ m A
 MIN_CHANNELS = 256  # fewer input or output channels: the 36 products are too small to pay
-MAX_CHANNEL_PAIRS = 256 * 256  # the transformed weight is 4× the weight: at most 9 MiB per conv
+MAX_CHANNEL_PAIRS = 256 * 256  # the transformed weight is EXPANSION× the weight: at most 9 MiB per conv
 MIN_TILES = 256  # below this many output tiles per image the direct kernel is as fast or faster
 BAND_TILES = 256  # tiles transformed together: 36 × 256 × 256 floats = 9 MiB per buffer at 256 channels
-# The most one call holds beside its output, at 256 channels: the padded band (≤ (4·rows + 2) ×
-# (4·tiles_w + 2) pixels, about 4·BAND_TILES·4 + 8·tiles_w ≤ 2·16·BAND_TILES for bands of one tile row
-# and more), its 36-point transform, the 36 products and the 16-point output, in float32.
+# The most one call holds beside its output, at 256 channels, in float32: a block of r × q tiles
+# (r·q ≤ BAND_TILES) copied with its border, (4r + 2)(4q + 2) ≤ 2·16·BAND_TILES pixels; its 36-point
+# transform and the 36 products (36·BAND_TILES values per channel each); the 16-point output.
 WORKSPACE_BYTES = 4 * 256 * (2 * 16 * BAND_TILES + 36 * BAND_TILES * 2 + 16 * BAND_TILES)
 
 
@@ -65,9 +70,8 @@ def winograd_conv(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None) -
     The output is channels-last in memory, like oneDNN's.
     """
     n, c, h, w = x.shape
-    tiles_h, tiles_w = -(-h // M), -(-w // M)
-    kb = torch.kron(_BT, _BT).to(x.dtype)  # (36, 36): both axes of Bᵀ d B at once
-    ka = torch.kron(_AT, _AT).to(x.dtype)  # (16, 36)
+    tiles_h, tiles_w = ceil_div(h, M), ceil_div(w, M)
+    kb, ka = _KB.to(x.dtype), _KA.to(x.dtype)
     xh = x.permute(0, 2, 3, 1)  # NHWC view (no copy for a channels-last x)
     c_out = u.shape[-1]
     out = x.new_empty((n, tiles_h * M, tiles_w * M, c_out))
@@ -99,4 +103,4 @@ def winograd_conv(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None) -
 
 def tiles(h: int, w: int) -> int:
     """Output tiles of one image of ``h × w``."""
-    return -(-h // M) * -(-w // M)
+    return ceil_div(h, M) * ceil_div(w, M)
