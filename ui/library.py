@@ -17,7 +17,7 @@ from gradio.utils import get_upload_folder
 
 from resfpn import Config, ConfigError, LimitError, Limits
 from resfpn.limits import serving_overhead
-from resfpn.precision import PRECISIONS
+from resfpn.precision import check_precision as _allowed_precision
 
 if TYPE_CHECKING:
     from resfpn.engine import Engine, Run, Weights
@@ -112,9 +112,10 @@ def run_admitted(config: Config, t: Trace, estimate: int, image_path: str | None
 
 
 def check_precision(value: str | None) -> str:
-    if value not in PRECISIONS:
-        raise refuse(f"precision={value!r}: choose one of {', '.join(map(repr, PRECISIONS))}", "Run refused")
-    return value
+    try:
+        return _allowed_precision(value)
+    except ValueError as err:
+        raise refuse(str(err), "Run refused") from None
 
 
 def decode(image_path: str | None) -> Decoded:
