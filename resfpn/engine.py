@@ -22,13 +22,13 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from . import fastpath
+from . import bf16, fastpath
 from .config import Config
 from .fold import fold_batchnorm
 from .images import resize_for_input, to_tensor
 from .model import ResFPN, build_model
 from .runtime import release_free_memory, set_torch_threads, usable_cores  # noqa: F401  (re-exported)
-from .precision import Precision, check_precision
+from .precision import Precision
 from .pretrained import describe, get_source, load_source
 from .tracing import Trace, trace
 from .weights import LoadResult, load_checkpoint, load_torchvision_weights
@@ -89,6 +89,9 @@ class Run:
     # one is cached (measured, never estimated); None until such a run exists.
     difference: dict[str, float] | None = None
     packed: bool = False  # True when the forward ran the packed, fused CPU model (resfpn.fastpath)
+    # How many convs ran each kernel ("plain", "onednn", "winograd") in a packed forward; {} otherwise.
+    kernels: dict[str, int] = dataclasses.field(default_factory=dict)
+    serving: str = ""  # which model served and, for the plain one on CPU, why
 
 
 def architecture_key(config: Config) -> Config:
@@ -157,9 +160,8 @@ class Engine:
         # On CPU the served models are packed (resfpn.fastpath): prepacked weights, ReLU and adds
         # fused into the convolutions. Models asked for gradients stay plain folded modules.
         # RESFPN_PACK=0 serves the plain folded model instead (to compare, or where packing fails).
-        if pack is None:
-            pack = self.device.type == "cpu" and fastpath.available() and os.environ.get("RESFPN_PACK", "1") != "0"
-        self.pack = pack
+        self.unpacked_reason = self._unpacked_reason(pack, torch.float32)
+        self.pack = self.unpacked_reason is None
         # Each cache keeps at least its newest entry, and drops older ones past max_bytes.
         self._models = _LRU(max_models, max_bytes, _model_bytes)
         self._runs = _LRU(max_runs, max_bytes, _run_bytes)
@@ -193,6 +195,25 @@ class Engine:
         if evicted:  # near the budget: what was dropped goes back to the OS, not to the heap's free lists
             release_free_memory()
 
+    def _unpacked_reason(self, pack: bool | None, dtype: torch.dtype) -> str | None:
+        """None where models in ``dtype`` are served packed; else why the plain folded model serves."""
+        if self.device.type != "cpu":
+            return "the packed kernels are for CPUs"
+        if pack is False:
+            return "packing was turned off for this engine"
+        if pack is None and os.environ.get("RESFPN_PACK", "1") == "0":
+            return "RESFPN_PACK=0"
+        return fastpath.self_check(dtype)
+
+    def serves_packed(self, precision: Precision) -> tuple[bool, str]:
+        """Whether a ``precision`` model is served packed here, and a sentence saying which model serves."""
+        why = self.unpacked_reason
+        if why is None and precision == "bf16":
+            why = fastpath.self_check(torch.bfloat16)
+        if why is None:
+            return True, "packed model: each conv runs the kernel measured fastest at its input shape"
+        return False, f"plain folded model: {why}" if self.device.type == "cpu" else "plain folded model"
+
     def _dtype(self, precision: Precision) -> torch.dtype:
         # On CUDA the fp32 model runs under bf16 autocast; on CPU the model itself is cast.
         return torch.bfloat16 if precision == "bf16" and self.device.type == "cpu" else torch.float32
@@ -203,11 +224,12 @@ class Engine:
 
         BatchNorm is folded into the convolutions after the weights are loaded; a bf16 model on CPU
         is cast after folding (folding in float32 keeps the fold exact). On CPU the model is then
-        packed (``resfpn.fastpath``) unless ``grad``: a model for backward passes stays a plain
-        folded module (and is cached apart from the packed one).
+        packed (``resfpn.fastpath``) unless ``grad`` or the packed kernels fail their self-check: a
+        model for backward passes stays a plain folded module (and is cached apart from the packed one).
+        bf16 where this machine does not offer it (``resfpn.bf16``) raises ``PrecisionUnavailable``.
         """
-        dtype = self._dtype(check_precision(precision))
-        packed = self.pack and not grad
+        dtype = self._dtype(bf16.require(precision, self.device.type))
+        packed = self.serves_packed(precision)[0] and not grad
         key = (architecture_key(config), weights.key, str(dtype), packed)
 
         def make():
@@ -247,7 +269,7 @@ class Engine:
         ``shared``: backbone levels (a prefix of C2..C5) that another design computed with the same
         stem, stages, weights and input, so this forward starts after them (``resfpn.compare``).
         """
-        check_precision(precision)
+        bf16.require(precision, self.device.type)  # before anything is cached for it
         resized = resize_for_input(image, config.input_height, config.input_width)
         base = (architecture_key(config), weights.key, config.input_shape, image_digest(resized))
         key = base if precision == "fp32" else (*base, precision)  # fp32 keys as before
@@ -276,11 +298,17 @@ class Engine:
             self.forwards += 1
             levels = {k: v.float().cpu() for k, v in out.items()}
             del out, x
+            packed = isinstance(model.fpn, fastpath.PackedFPN)
             run = Run(levels, resized, build_seconds, time.perf_counter() - start, weights.label, key, load,
-                      precision=precision, packed=isinstance(model.fpn, fastpath.PackedFPN))
+                      precision=precision, packed=packed, kernels=fastpath.kernel_counts(model) if packed else {},
+                      serving=self.serves_packed(precision)[1] if packed else self._plain_reason(precision))
             with self._lock:
                 self._runs.get_or(key, lambda: run)
             return self._with_difference(run, base)
+
+    def _plain_reason(self, precision: Precision) -> str:
+        packed, sentence = self.serves_packed(precision)
+        return "plain folded model" if packed else sentence  # packed but not here: only a grad model
 
     def _with_difference(self, run: Run, base: tuple) -> Run:
         """``run`` with its measured difference to the cached fp32 run of the same image, if any."""

@@ -94,17 +94,21 @@ def serving_overhead(t: Trace, image_pixels: int = 0) -> int:
     The decoded upload (up to 8 bytes a pixel while Pillow converts it to RGB), the statistics'
     temporaries (up to four copies of the largest level: x², x == 0, the page's channel reductions),
     the returned float32 levels when the forward ran in bf16 (``.float()`` copies them): all levels
-    once more, and what the packed CPU model (``resfpn.fastpath``) holds beyond the parameters: for
-    each 256-wide 3×3 conv a dense copy of its weight and its Winograd weight (4× the weight), plus
-    one Winograd call's buffers (``resfpn.winograd.WORKSPACE_BYTES``).
+    once more, and what the packed CPU model (``resfpn.fastpath``) holds beyond the parameters: every
+    conv's weight twice more (its dense copy for the plain kernel beside the oneDNN-packed one, which
+    the parameters count once), each Winograd-eligible conv's Winograd weight (EXPANSION× its weight),
+    one Winograd call's buffers (``resfpn.winograd.WORKSPACE_BYTES``), and while kernels are chosen
+    a second output of the largest conv (the fastest candidate's output is kept while the next runs).
     """
     from . import winograd  # imports torch: only when a run is being admitted
 
-    wide = sum(m.params for m in t.modules if m.kind == "conv" and m.kernel == 3 and m.stride == 1
-               and m.out_shape is not None and winograd.wide_enough(m.in_shape[1], m.out_shape[1]))
-    packed = 4 * wide * (1 + winograd.EXPANSION) + winograd.WORKSPACE_BYTES
+    convs = [m for m in t.modules if m.kind == "conv" and m.out_shape is not None]
+    wide = sum(m.params for m in convs if m.kernel == 3 and m.stride == 1
+               and winograd.wide_enough(m.in_shape[1], m.out_shape[1]))
+    choosing = max((shape_bytes(m.out_shape) for m in convs), default=0)
+    packed = 4 * 2 * sum(m.params for m in convs) + 4 * wide * winograd.EXPANSION + winograd.WORKSPACE_BYTES
     largest = max(t.activation_bytes["levels"].values(), default=0)
-    return 8 * image_pixels + 4 * largest + sum(t.activation_bytes["levels"].values()) + packed
+    return 8 * image_pixels + 4 * largest + sum(t.activation_bytes["levels"].values()) + packed + choosing
 
 
 def backward_memory_estimate(t: Trace) -> int:

@@ -30,7 +30,8 @@ def analyze(config: dict, image: gr.FileData | None = None, precision: str = "fp
             design's values), e.g. {"input_height": 512, "input_width": 512, "skip": "A",
             "widths": [64, 128, 256, 512], "block": "basic", "fpn_width": 256, "policy": "x2"}.
         image: optional image file; without it nothing runs and only shapes are reported.
-        precision: "fp32" (default) or "bf16" (fast on CPUs with bf16 instructions); statistics stay float32.
+        precision: "fp32" (default) or "bf16", offered only where this machine runs bf16 convolutions
+            natively and measured faster than fp32 (elsewhere refused with the reason); statistics stay float32.
         weights: "random" (default: seeded random, offline), "imagenet" (the published torchvision
             ImageNet backbone that fits the design), "coco" (a torchvision COCO detection backbone + FPN
             that fits), or a source name such as "imagenet-resnet50" or "coco-faster-rcnn".
@@ -39,15 +40,16 @@ def analyze(config: dict, image: gr.FileData | None = None, precision: str = "fp
         and its [min, max] range over positions, bytes), `additions` (every element-wise add with both
         operand shapes), `mismatch` (null, or where/why/fixes), `params`, `macs`, `modules`. With an
         image also `stats` per level (mean, std, zeros, top channels) and `run` (weights: the exact
-        source, precision, timings).
+        source, precision, timings, `serving`: which model served and why, `kernels`: how many convs
+        ran each kernel, "plain", "onednn" or "winograd", chosen by measurement on this CPU).
     """
     cfg = checked_config(config)
     t = trace(cfg)
     report = t.to_dict()
+    precision = check_precision(precision)  # bf16 where not offered is refused with or without an image
     if image is None:
         return report
     estimate = check_run(t)
-    precision = check_precision(precision)
     w = weights_for(cfg, _weights_mode(weights))
     from resfpn import activations
 
@@ -56,7 +58,8 @@ def analyze(config: dict, image: gr.FileData | None = None, precision: str = "fp
         report["stats"] = {k: activations.level_stats(v) for k, v in run.levels.items()}
     report["run"] = {"forward_seconds": run.forward_seconds, "cached": run.cached, "weights": run.weights,
                      "image_size": list(decoded.original_size), "precision": run.precision,
-                     "relative_difference": run.difference, "packed": run.packed}
+                     "relative_difference": run.difference, "packed": run.packed, "kernels": run.kernels,
+                     "serving": run.serving}
     return report
 
 

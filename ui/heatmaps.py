@@ -10,7 +10,7 @@ import gradio as gr
 from resfpn import Config
 from resfpn.config import REDUCTIONS
 from resfpn.formatting import format_count, format_shape
-from resfpn.precision import PRECISIONS, bf16_slow_reason
+from resfpn.precision import PRECISIONS
 
 from .controls import CONTROLS, Slider, choices, config_from_controls
 from .library import (
@@ -38,14 +38,22 @@ def weights_offer(config: Config) -> tuple[list[tuple[str, str]], str]:
 
 
 def precision_note(value: str | None) -> str:
-    """The note under the precision control: bf16's accuracy, and whether it is slow here."""
+    """The note under the precision control: for bf16 the speed measured on this machine and its
+    accuracy, or the one sentence saying why it is not offered here."""
+    from resfpn import bf16
+
+    offer = bf16.offer(engine().device.type)
     if value != "bf16":
-        return "fp32: the reference arithmetic."
-    slow = bf16_slow_reason(engine().device.type)
-    if slow is not None:
-        return f"bf16 would be slow here: {slow}."
-    return ("bf16: about 2× faster on this CPU (bench item 1); levels differ from fp32 by ~1e-2 (relative), "
-            "shown after a run once the fp32 run of the same image is cached.")
+        return "fp32: the reference arithmetic." + ("" if offer.offered else " " + offer.note())
+    return offer.note()
+
+
+def precision_offer() -> tuple:
+    """At page load: the precision control, enabled only where bf16 is offered, and its note."""
+    from resfpn import bf16
+
+    offered = bf16.offer(engine().device.type).offered
+    return gr.update(interactive=offered, value="fp32"), precision_note("fp32")
 
 
 def difference_text(run: Run) -> str:
@@ -171,7 +179,7 @@ def heatmaps_tab(below=None) -> dict[str, Any]:
                                           file_types=[".pth", ".pt", ".safetensors"], type="filepath")
                 c["precision"] = gr.Radio([(v, k) for k, v in PRECISIONS.items()], value="fp32",
                                           label="Precision", elem_id="precision")
-                c["precision_note"] = gr.Markdown("fp32: the reference arithmetic.")
+                c["precision_note"] = gr.Markdown("fp32: the reference arithmetic.", elem_id="precision-note")
                 c["run"] = gr.Button("Run", variant="primary", elem_id="run")
             with gr.Column(scale=1, min_width=260):
                 c["reduction"] = gr.Radio(choices("reduction"), value="mean", label="Channel reduction")
@@ -203,6 +211,8 @@ def wire(c: dict[str, Any], controls: list[gr.components.Component], theme: gr.c
           api_visibility="private", trigger_mode="always_last", concurrency_id="display", concurrency_limit=2)
     c["precision"].input(precision_note, c["precision"], c["precision_note"], api_visibility="private",
                          concurrency_id="display")
+    gr.on(None, precision_offer, None, [c["precision"], c["precision_note"]], api_visibility="private",
+          concurrency_id="display")  # at page load: bf16 only where this machine's probe offers it
     gr.on([x.change for x in controls], on_design, [*controls, c["weights"]], [c["weights"], c["weights_note"]],
           api_visibility="private", trigger_mode="always_last", concurrency_id="trace")
     return run

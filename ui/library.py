@@ -56,6 +56,9 @@ def warm_up() -> None:
     """Import the model code and run one trace, so the first request does not pay for it."""
     engine()
     trace(Config())
+    from resfpn import bf16
+
+    bf16.offer(engine().device.type)  # the probe (about 0.5 s), before a page asks what to offer
 
 
 def refuse(message: str, title: str) -> gr.Error:
@@ -112,10 +115,20 @@ def run_admitted(config: Config, t: Trace, estimate: int, image_path: str | None
 
 
 def check_precision(value: str | None) -> str:
+    """``value`` if allowed and offered here (bf16 only where this machine's probe offers it), else a
+    gr.Error with the library's sentence; nothing is built or cached for a refused precision."""
     try:
-        return _allowed_precision(value)
+        value = _allowed_precision(value)
     except ValueError as err:
         raise refuse(str(err), "Run refused") from None
+    if value == "bf16":
+        from resfpn import bf16
+
+        try:
+            bf16.require(value, engine().device.type)
+        except bf16.PrecisionUnavailable as err:
+            raise refuse(str(err), "Precision not offered") from None
+    return value
 
 
 def decode(image_path: str | None) -> Decoded:
