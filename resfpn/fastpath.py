@@ -45,9 +45,10 @@ from .fpn import FPN
 
 KERNELS = ("plain", "onednn", "winograd")
 PRIVATE_OPS = ("_convolution_pointwise", "_reorder_convolution_weight")  # torch.ops.mkldnn's, used by "onednn"
-# A conv whose fastest candidate took less than this on its first (cold) run is timed once more, warm:
+# A conv whose fastest candidate took less than this on its first (cold) run is timed once more (the
+# min of two filters one run slowed by a neighbour on a shared machine, and the cold start):
 # oneDNN creates each kernel on first use, which can cost more than the run of a small conv.
-RETIME_SECONDS = 0.004
+RETIME_SECONDS = 0.02
 # Choices shared by every conv of the same geometry at the same input shape, in any design and any
 # model of this process: (CPU, torch version, geometry, input shape, dtype, epilogue, candidates) → kernel.
 _measured: dict[tuple, str] = {}

@@ -32,6 +32,9 @@ def test_analyze_with_an_image_adds_statistics(client):
     assert {"mean", "std", "zeros", "top_channels"} <= set(report["stats"]["P2"])
     assert report["run"]["weights"] == "seeded random weights (seed 0)"
     assert report["run"]["packed"] is True  # the app on CPU serves the packed model (resfpn.fastpath)
+    assert report["run"]["serving"].startswith("packed model: each conv runs the kernel measured fastest")
+    kernels = report["run"]["kernels"]
+    assert set(kernels) <= {"plain", "onednn", "winograd"} and sum(kernels.values()) == 29, kernels  # every conv ran
 
 
 def test_analyze_refuses_bad_input_readably_and_keeps_serving(client, tmp_path):
