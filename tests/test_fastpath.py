@@ -350,3 +350,23 @@ def test_any_design_without_a_mismatch_packs_to_the_same_levels(d):
         assert got[level].shape == want[level].shape
         scale = want[level].float().abs().max().clamp_min(1e-6)
         assert float((got[level].float() - want[level].float()).abs().max() / scale) < 2e-5, level
+
+
+@pytest.mark.parametrize("design", ["reference", "resnet50"])
+def test_the_memory_guard_counts_what_the_packed_model_holds(design, monkeypatch):
+    """Dense and packed weights of every conv and the Winograd weights made while choosing, after a
+    forward that tried every candidate: all within the parameters + the guard's serving overhead."""
+    from resfpn.limits import serving_overhead
+
+    monkeypatch.setattr(fastpath, "_measured", {})  # every candidate tried, Winograd weights made
+    config = Config.preset(design, input_height=256, input_width=256)
+    packed = fastpath.pack(fold_batchnorm(build_model(config)), kernels=RUNNABLE)
+    with torch.inference_mode():
+        packed(torch.randn(1, 3, 256, 256).to(memory_format=torch.channels_last))
+    t = trace(config)
+    held = sum(x.numel() * x.element_size() for x in [*packed.parameters(), *packed.buffers()])
+    held += sum(m.weight_bytes for m in packed.modules() if isinstance(m, fastpath.PackedConv))
+    assert held > 2 * 4 * t.params.total  # the dense copies beside the packed weights are really there
+    assert held <= fastpath.packed_bytes(packed)  # counted: made, and to be made on larger inputs
+    assert fastpath.packed_bytes(packed) <= 4 * t.params.total + serving_overhead(t) - sum(
+        t.activation_bytes["levels"].values())
