@@ -5,7 +5,7 @@ that can run three ways, all giving the same result up to float rounding:
 
 - ``plain``: ``F.conv2d`` on the channels-last weight, then the epilogue (add, ReLU) in place:
   what the plain tuned model does.
-- ``onednn``: the weight prepacked once into oneDNN's blocked layout
+- ``onednn``: the weight prepacked once (on first use) into oneDNN's blocked layout
   (``mkldnn._reorder_convolution_weight``) and run through oneDNN's pointwise-fused kernel
   (``mkldnn._convolution_pointwise``, the op torch.compile's CPU backend emits), so ``relu(conv(x))``,
   ``relu(conv(x) + S(x))`` (a residual block's last conv) and ``lateral(c) + upsampled`` (an FPN
@@ -48,7 +48,7 @@ PRIVATE_OPS = ("_convolution_pointwise", "_reorder_convolution_weight")  # torch
 # A conv whose fastest candidate took less than this on its first (cold) run is timed once more (the
 # min of two filters one run slowed by a neighbour on a shared machine, and the cold start):
 # oneDNN creates each kernel on first use, which can cost more than the run of a small conv.
-RETIME_SECONDS = 0.02
+RETIME_SECONDS = 0.005
 # Choices shared by every conv of the same geometry at the same input shape, in any design and any
 # model of this process: (CPU, torch version, geometry, input shape, dtype, epilogue, candidates) → kernel.
 _measured: dict[tuple, str] = {}
@@ -163,11 +163,10 @@ class PackedConv(nn.Module):
         # The plain kernel's weight, also the source of the Winograd form (made on first use, at most
         # EXPANSION× this weight; packed_bytes counts it from the start).
         self.register_buffer("dense_weight", weight.contiguous(memory_format=torch.channels_last).clone())
+        # oneDNN's packed weight, made when the oneDNN kernel first runs (a conv that never tries it,
+        # or a shape whose choice is already known, skips the reorder); counted from the start.
         self.weight = None
-        if "onednn" in self.kernels:
-            self.weight = torch.ops.mkldnn._reorder_convolution_weight(
-                weight, self.padding, self.stride, self.dilation, self.groups)
-        self.weight_bytes = 0 if self.weight is None else weight.numel() * weight.element_size()  # opaque: no storage
+        self.weight_bytes = weight.numel() * weight.element_size() if "onednn" in self.kernels else 0
         self._digest: torch.Tensor | None = None
         self.register_buffer("bias", None if conv.bias is None else conv.bias.detach().clone())
         self.register_buffer("winograd_weight", None)
@@ -236,6 +235,8 @@ class PackedConv(nn.Module):
         """The conv (+ add) (+ ReLU) through ``kernel`` (one of ``self.kernels``)."""
         if kernel == "onednn":
             geometry = (self.padding, self.stride, self.dilation, self.groups)
+            if self.weight is None:
+                self.weight = torch.ops.mkldnn._reorder_convolution_weight(self.dense_weight.contiguous(), *geometry)
             if add is None:
                 return torch.ops.mkldnn._convolution_pointwise(
                     x, self.weight, self.bias, *geometry, "relu" if self.relu else "none", [], "")
@@ -352,8 +353,9 @@ def pack(module: nn.Module, use_winograd: bool = True, kernels: tuple[str, ...] 
 
 
 def packed_bytes(module: nn.Module) -> int:
-    """Bytes ``module`` holds in tensors: dense and packed weights, and the Winograd weights its
-    eligible convs may make when they try Winograd (EXPANSION× their weight), so the cache budget never grows."""
+    """Bytes ``module`` holds in tensors, and those its convs make when they first run a kernel: the
+    dense and oneDNN-packed weights, the Winograd weights of eligible convs (EXPANSION× their weight),
+    all counted from the start, so the cache budget never grows."""
     total = sum(t.numel() * t.element_size() for t in [*module.parameters(), *module.buffers()])
     for m in module.modules():
         if isinstance(m, PackedConv):
