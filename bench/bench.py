@@ -33,8 +33,9 @@ import torch
 import resfpn
 from bench.harness import (MIB, NOISY, Table, interleave, log, machine, median, percentile,
                            proc_status, reset_peak_rss, round_ratios)
-from resfpn import Config, fastpath
-from resfpn.images import decode_image, resize_for_input, to_tensor
+from resfpn import Config
+from resfpn.serving import fastpath
+from resfpn.serving.images import decode_image, resize_for_input, to_tensor
 from scripts import serve
 
 ROOT = serve.ROOT
@@ -117,8 +118,8 @@ def example_input(size: int) -> torch.Tensor:
 
 def app_model(config: Config, precision: str = "fp32", pack: bool = True) -> torch.nn.Module:
     """The model as the app's engine serves it (``Engine.model``: build_model, weights, fold, device,
-    and on CPU the packed form of ``resfpn.fastpath``); ``pack=False`` stops before packing."""
-    from resfpn.engine import Engine, Weights
+    and on CPU the packed form of ``resfpn.serving.fastpath``); ``pack=False`` stops before packing."""
+    from resfpn.serving.engine import Engine, Weights
 
     model, _, _ = Engine(device="cpu", pack=pack).model(config, Weights(), precision)
     return model
@@ -292,7 +293,7 @@ def bench_omp_policy(table: Table, quick: bool) -> None:
 
 
 def bench_trace(table: Table, quick: bool) -> None:
-    from resfpn.engine import cached_trace
+    from resfpn.serving.engine import cached_trace
 
     reps = 5 if quick else 21
     for size in (224, 8192):
@@ -462,8 +463,8 @@ def bench_display(table: Table, quick: bool) -> None:
 def bench_figure(table: Table, quick: bool) -> None:
     with contextlib.redirect_stdout(io.StringIO()):
         import app
-    from resfpn.activations import REDUCTIONS, reduce_channels
-    from resfpn.engine import Weights, cached_trace
+    from resfpn.analysis.activations import REDUCTIONS, reduce_channels
+    from resfpn.serving.engine import Weights, cached_trace
     from resfpn.figures import heatmap_grid_figure
 
     image = decode_image(EXAMPLE).image
@@ -505,7 +506,7 @@ def bench_cold_start(table: Table, quick: bool, tmp: Path) -> None:
 
 
 def bench_peak_memory(table: Table, quick: bool) -> None:
-    from resfpn.limits import memory_estimate, serving_overhead
+    from resfpn.serving.limits import memory_estimate, serving_overhead
 
     size = 1024
     presets = ["reference"] if quick else ["reference", "resnet50"]
@@ -599,7 +600,7 @@ def main() -> int:
     only = set(args.only.split(","))
     os.chdir(ROOT)
     with contextlib.suppress(ImportError, AttributeError):
-        from resfpn.runtime import set_torch_threads
+        from resfpn.serving.runtime import set_torch_threads
 
         set_torch_threads()  # as the app does at import
     started = time.perf_counter()

@@ -27,11 +27,11 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from bench.harness import median_time  # noqa: E402
-from resfpn import tracing  # noqa: E402
-from resfpn.activations import level_stats  # noqa: E402
-from resfpn.compare import compare  # noqa: E402
-from resfpn.config import Config  # noqa: E402
-from resfpn.engine import Engine, cached_trace, set_torch_threads  # noqa: E402
+from resfpn.shapes import tracing  # noqa: E402
+from resfpn.analysis.activations import level_stats  # noqa: E402
+from resfpn.analysis.compare import compare  # noqa: E402
+from resfpn.model.config import Config  # noqa: E402
+from resfpn.serving.engine import Engine, cached_trace, set_torch_threads  # noqa: E402
 
 EXAMPLE = ROOT / "assets" / "examples" / "astronaut.jpg"
 

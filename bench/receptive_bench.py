@@ -22,11 +22,11 @@ import torch  # noqa: E402
 
 from bench.harness import median_time  # noqa: E402
 from resfpn import Config, build_model, trace  # noqa: E402
-from resfpn import tracing  # noqa: E402
-from resfpn.effective import effective_fields  # noqa: E402
-from resfpn.engine import set_torch_threads  # noqa: E402
-from resfpn.fold import fold_batchnorm  # noqa: E402
-from resfpn.limits import backward_memory_estimate, memory_estimate  # noqa: E402
+from resfpn.shapes import tracing  # noqa: E402
+from resfpn.analysis.effective import effective_fields  # noqa: E402
+from resfpn.serving.engine import set_torch_threads  # noqa: E402
+from resfpn.weights.fold import fold_batchnorm  # noqa: E402
+from resfpn.serving.limits import backward_memory_estimate, memory_estimate  # noqa: E402
 
 
 def bench_trace(repeats: int) -> None:

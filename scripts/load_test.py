@@ -43,8 +43,8 @@ from gradio_client.utils import QueueError
 
 from bench.harness import MemorySampler, mib, percentile, proc_status
 from resfpn import Config
-from resfpn.engine import cached_trace
-from resfpn.limits import Limits, memory_estimate
+from resfpn.serving.engine import cached_trace
+from resfpn.serving.limits import Limits, memory_estimate
 from scripts import serve
 
 ROOT = serve.ROOT
@@ -289,11 +289,11 @@ stop_server = serve.stop
 def memory_budget(budget_mb: float | None) -> tuple[int, str]:
     if budget_mb:
         return int(budget_mb * 2**20), f"RESFPN_MEMORY_BUDGET_MB={budget_mb:g}"
-    return Limits.from_env().memory_budget, "resfpn.limits.Limits.from_env()"
+    return Limits.from_env().memory_budget, "resfpn.serving.limits.Limits.from_env()"
 
 
 def estimate(report: dict) -> int:
-    """The server's own estimate for a run of the report's configuration (``resfpn.limits.memory_estimate``)."""
+    """The server's own estimate for a run of the report's configuration (``resfpn.serving.limits.memory_estimate``)."""
     return memory_estimate(cached_trace(Config.from_dict(report["config"])))
 
 
@@ -305,7 +305,7 @@ def pick_guard(client: Client, budget: int) -> tuple[dict | None, int]:
     candidates += [wide | {"input_height": s, "input_width": s} for s in (1024, 2048)]
     for cfg in candidates:
         need = estimate(client.predict(cfg, None, api_name="/analyze"))
-        if need > budget:  # the server's own rule (resfpn.limits.Limits.check_run)
+        if need > budget:  # the server's own rule (resfpn.serving.limits.Limits.check_run)
             return cfg, need
     return None, 0
 

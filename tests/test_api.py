@@ -31,7 +31,7 @@ def test_analyze_with_an_image_adds_statistics(client):
     assert set(report["stats"]) == set(report["levels"])
     assert {"mean", "std", "zeros", "top_channels"} <= set(report["stats"]["P2"])
     assert report["run"]["weights"] == "seeded random weights (seed 0)"
-    assert report["run"]["packed"] is True  # the app on CPU serves the packed model (resfpn.fastpath)
+    assert report["run"]["packed"] is True  # the app on CPU serves the packed model (resfpn.serving.fastpath)
 
 
 def test_analyze_refuses_bad_input_readably_and_keeps_serving(client, tmp_path):

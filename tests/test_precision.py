@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from resfpn.engine import Engine, cached_trace
-from resfpn.precision import bf16_slow_reason, check_precision, cpu_bf16_flags
+from resfpn.serving.engine import Engine, cached_trace
+from resfpn.serving.precision import bf16_slow_reason, check_precision, cpu_bf16_flags
 
 
 def _image():

@@ -15,11 +15,11 @@ from typing import Any
 from PIL import Image
 
 from .activations import level_stats
-from .config import LEVEL_STRIDE, Config, ConfigError
-from .engine import Engine, Run, Weights, cached_trace
-from .limits import LimitError, Limits, memory_estimate
+from ..model.config import LEVEL_STRIDE, Config, ConfigError
+from ..serving.engine import Engine, Run, Weights, cached_trace
+from ..serving.limits import LimitError, Limits, memory_estimate
 from .differences import DifferenceMaps, difference_maps, paired_maps, relative_difference, shared_levels  # noqa: F401
-from .records import Trace
+from ..shapes.records import Trace
 
 SIDES = ("a", "b")
 

@@ -1,6 +1,6 @@
 """The exported file's parts as code templates, one function per part, written for one design.
 
-Each function returns a section of the standalone file ``resfpn.export.export_code`` assembles: only
+Each function returns a section of the standalone file ``resfpn.share.export.export_code`` assembles: only
 torch is imported there, and module names match resfpn's so state dicts move both ways. Classes
 that only name their layers (the stem, the projections) are written from a layer table; the rest
 are templates in the exported file's own words.
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import textwrap
 
-from .config import Config
-from .model import PAD_MULTIPLE
+from ..model.config import Config
+from ..model.network import PAD_MULTIPLE
 
 
 def _code(text: str) -> str:

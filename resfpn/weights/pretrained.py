@@ -10,9 +10,9 @@ Two families, both torchvision's own training runs:
 
 A source *fits* a design when every field it fixes has its value (``Source.design``): not only
 the tensor shapes, but what the shapes cannot show, such as where the stride sits in a bottleneck
-or how P6 is computed. Nothing here downloads (see ``resfpn.download``) and nothing needs torch.
+or how P6 is computed. Nothing here downloads (see ``resfpn.weights.download``) and nothing needs torch.
 
-    >>> from resfpn.config import Config
+    >>> from resfpn.model.config import Config
     >>> [c.value for c in weight_choices(Config.preset("resnet50")) if c.fits]
     ['random', 'imagenet-resnet50', 'imagenet-resnet50-v2', 'upload']
     >>> fit(Config.preset("retinanet"), SOURCES["coco-retinanet"]).changes
@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .config import Config
+from ..model.config import Config
 
 TORCHVISION_URL = "https://download.pytorch.org/models/"
 BSD = "BSD-3-Clause"
@@ -284,38 +284,3 @@ def weight_choices(config: Config) -> list[Choice]:
         (choices if f.fits else others).append(choice)
     choices.append(Choice("upload", "uploaded .pth or .safetensors (torchvision layout)", True))
     return choices + sorted(others, key=lambda c: len(c.changes))
-
-
-def load_source(model, source: Source, progress=None):
-    """Load published ``source`` into ``model`` (a ``ResFPN``): fetched once, checked on every use,
-    refused whole unless it fits the design and fills every tensor of the parts it trains.
-
-    ImageNet files fill the backbone (``fc.*`` is left unused); COCO files fill backbone and FPN
-    (the detection heads are left unused). Returns the ``LoadResult``.
-
-    Raises:
-        WeightsDontFit: the design differs from the one the weights were trained with.
-        resfpn.download.WeightsUnavailable: not cached and not downloadable now.
-        resfpn.download.CorruptFile / resfpn.weights.WeightsError: the file is not what was published.
-    """
-    from torch import nn
-
-    from .download import fetch
-    from .weights import check_complete, load_checkpoint, load_torchvision_weights
-
-    require_fit(model.config, source)
-    path = fetch(source, progress)
-    if source.family == "imagenet":
-        from .weights import read_safetensors  # a Hub file must be safetensors: never unpickled
-
-        state = read_safetensors(path)
-        check_complete(model, state, ("backbone.",), ("fc.",))
-    else:
-        state = load_checkpoint(path)
-        check_complete(model, state, ("backbone.", "fpn."), ("head.", "rpn.", "roi_heads."))
-    result = load_torchvision_weights(model, state)
-    if source.bn_eps is not None:  # as torchvision's builder does after loading these weights
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.eps = source.bn_eps
-    return result

@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .add import AddRecord, ShapeMismatchError
-from .config import Config
-from .formatting import shape_bytes
-from .fpn import merge_site
+from ..model.add import AddRecord, ShapeMismatchError
+from ..model.config import Config
+from ..formatting import shape_bytes
+from ..model.fpn import merge_site
 from .modelmap import ModelMap
 from .receptive import FieldMap
 
@@ -27,7 +27,7 @@ class ModuleRecord:
     out_shape: tuple[int, ...] | None = None
     params: int = 0
     macs: int = 0
-    receptive_field: int | None = None  # exact: the largest field over positions (see resfpn.receptive)
+    receptive_field: int | None = None  # exact: the largest field over positions (see resfpn.shapes.receptive)
     kernel: int | None = None  # effective kernel size of a conv or pool, None for other kinds
     stride: int | None = None
     receptive_field_range: tuple[int, int] | None = None  # (min, max) over positions and both axes

@@ -37,7 +37,7 @@ POLICIES: dict[Policy, str] = {
     "match": "resize to the lateral's size (any input works)",
     "pad": "pad the input bottom/right to a multiple of 32",
 }
-# How a level's channels become one heatmap (resfpn.activations.reduce_channels).
+# How a level's channels become one heatmap (resfpn.analysis.activations.reduce_channels).
 REDUCTIONS: dict[Reduction, str] = {
     "mean": "mean over channels",
     "mean-abs": "mean |x| over channels",

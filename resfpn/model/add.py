@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import torch
 
-from .formatting import format_shape  # noqa: F401  (re-exported: resfpn.add.format_shape)
+from ..formatting import format_shape  # noqa: F401  (re-exported: resfpn.model.add.format_shape)
 
 DIM_NAMES = ("N", "C", "H", "W")
 

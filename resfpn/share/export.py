@@ -10,7 +10,7 @@ ways: ``build_model().load_state_dict(resfpn_model.state_dict())``.
     >>> export_code(Config(input_height=225, input_width=225))
     Traceback (most recent call last):
     ...
-    resfpn.export.ExportError: not exporting a design whose shapes do not add up: FPN merge into P4: ...
+    resfpn.share.export.ExportError: not exporting a design whose shapes do not add up: FPN merge into P4: ...
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import json
 import textwrap
 
 from . import export_templates as templates
-from .add import ShapeMismatchError
-from .config import SKIP_OPTIONS, Config
-from .model import PAD_MULTIPLE
-from .tracing import trace
+from ..model.add import ShapeMismatchError
+from ..model.config import SKIP_OPTIONS, Config
+from ..model.network import PAD_MULTIPLE
+from ..shapes.tracing import trace
 
 
 class ExportError(ValueError):

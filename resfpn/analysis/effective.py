@@ -1,7 +1,7 @@
 """Effective receptive fields (Luo et al., NeurIPS 2016): where a cell's activation really looks.
 
 For a point of the input image and each level, the cell covering the point, its exact theoretical
-box (``resfpn.receptive``) and its effective field: ``|∂(Σ_c a_c[row, col]) / ∂x|`` summed over the
+box (``resfpn.shapes.receptive``) and its effective field: ``|∂(Σ_c a_c[row, col]) / ∂x|`` summed over the
 input channels, an ``(H, W)`` map, with the smallest box holding 95 % of its mass.
 
 Cost: one forward with autograd, then one backward per requested level (parameters do not need
@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import Config
-from .tracing import Trace, trace
+from ..model.config import Config
+from ..shapes.tracing import Trace, trace
 
 MASS = 0.95
 SEARCH_CELLS = 96  # the exact box search runs on a grid of at most this many blocks a side
@@ -192,7 +192,7 @@ def image_fields(engine, config, image, point: tuple[int, int], weights, levels:
     Returns ``(fields, resized)``: the per-level result and the image as the network saw it. Holds
     the engine's slot (the backward needs the model to itself).
     """
-    from .images import resize_for_input, to_tensor
+    from ..serving.images import resize_for_input, to_tensor
 
     resized = resize_for_input(image, config.input_height, config.input_width)
     with engine.slot():

@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import winograd
-from .blocks import _Residual
-from .fpn import FPN
+from ..model.blocks import _Residual
+from ..model.fpn import FPN
 
 
 @functools.lru_cache(maxsize=1)
@@ -101,7 +101,7 @@ class PackedConv(nn.Module):
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         # The packed weight is opaque to state_dict; its digest stands in for it there, so two
-        # modules compare equal (``resfpn.differences``) only when their weights are equal.
+        # modules compare equal (``resfpn.analysis.differences``) only when their weights are equal.
         super()._save_to_state_dict(destination, prefix, keep_vars)
         destination[prefix + "weight_sha256"] = self.weight_digest()
 
@@ -141,7 +141,7 @@ def pack(module: nn.Module, use_winograd: bool = True) -> nn.Module:
 
     Residual blocks become ``PackedBlock``; a conv followed by a ReLU in a ``Sequential`` (the stem)
     takes the ReLU in; every other conv becomes a ``PackedConv``; the FPN fuses its merges.
-    ``use_winograd=False`` keeps every convolution on oneDNN's direct kernels (``resfpn.winograd``).
+    ``use_winograd=False`` keeps every convolution on oneDNN's direct kernels (``resfpn.serving.winograd``).
     """
     if isinstance(module, _Residual):
         return PackedBlock(module, use_winograd)

@@ -6,39 +6,14 @@ import argparse
 import json
 import sys
 
-from . import cli_weights
-from .config import BLOCKS, FPN_FROM, P6_SOURCES, POLICIES, PRESETS, SKIP_OPTIONS, STRIDE_IN, UPSAMPLE, Config, ConfigError
-from .formatting import format_count, format_mib, format_range, format_shape
-from .design_file import DesignFileError, read_design, write_design
-from .export import ExportError, export_code
-from .compare_cli import add_compare_arguments, compare_main, comparing
-
-from .tracing import Trace, trace
-
-EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
-
-
-def _size(text: str) -> tuple[int, int]:
-    parts = text.lower().replace("×", "x").split("x")
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected 224 or 224x320 (height x width)") from None
-    if len(values) == 1:
-        return values[0], values[0]
-    if len(values) == 2:
-        return values[0], values[1]
-    raise argparse.ArgumentTypeError(f"{text!r}: expected 224 or 224x320 (height x width)")
-
-
-def _four(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected four comma-separated whole numbers") from None
-    if len(values) != 4:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected four values, one per stage, got {len(values)}")
-    return values
+from ..formatting import format_count, format_mib, format_range, format_shape
+from ..model.config import Config, ConfigError
+from ..share.design_file import DesignFileError, write_design
+from ..share.export import ExportError, export_code
+from ..shapes.tracing import Trace, trace
+from . import weights as cli_weights
+from .args import EXIT_MISMATCH, EXIT_OK, EXIT_USAGE, add_design_arguments, config_from_args
+from .compare import add_compare_arguments, compare_main, comparing
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,24 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--export-code writes nothing and prints the diagnosis); 2 for bad arguments or an unusable "
         "--config file, or a file that cannot be written.",
     )
-    p.add_argument("--preset", default="reference", choices=list(PRESETS), help="starting point (default: reference)")
-    p.add_argument("--config", metavar="DESIGN.json",
-                   help="read the design from a JSON file (a report's config, or a whole --json report); "
-                   "fields it leaves out come from --preset, and the other design flags override it")
-    p.add_argument("--input", type=_size, help="input size: 224 or HxW such as 224x320")
-    p.add_argument("--widths", type=_four, help="stage output widths, e.g. 64,128,256,512")
-    p.add_argument("--blocks", type=_four, help="blocks per stage, e.g. 2,2,2,2")
-    p.add_argument("--block", choices=BLOCKS)
-    p.add_argument("--stride-in", choices=STRIDE_IN, help="bottleneck: stride in the 3×3 (v1.5) or first 1×1 (v1)")
-    p.add_argument("--skip", choices=list(SKIP_OPTIONS), help="; ".join(f"{k}: {v}" for k, v in SKIP_OPTIONS.items()))
-    p.add_argument("--fpn-width", type=int)
-    p.add_argument("--upsample", choices=UPSAMPLE)
-    p.add_argument("--policy", choices=list(POLICIES), help="; ".join(f"{k}: {v}" for k, v in POLICIES.items()))
-    p.add_argument("--p6", choices=P6_SOURCES)
-    p.add_argument("--p7", action=argparse.BooleanOptionalAction, default=None, help="add P7 on ReLU(P6)")
-    p.add_argument("--fpn-from", choices=FPN_FROM)
-    p.add_argument("--stem-width", type=int)
-    p.add_argument("--batch", type=int)
+    add_design_arguments(p)
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
     cli_weights.add_run_arguments(p)  # --image, --weights, --seed
     p.add_argument("--save-config", metavar="DESIGN.json", help="write the design as a JSON file for --config")
@@ -77,27 +35,6 @@ def build_parser() -> argparse.ArgumentParser:
                    "with a shape mismatch")
     add_compare_arguments(p)  # --vs, --vs-preset
     return p
-
-
-def config_from_args(args: argparse.Namespace) -> Config:
-    """The design the flags describe: the preset, then ``--config``'s file, then the design flags."""
-    start = Config.preset(args.preset)
-    if getattr(args, "config", None):
-        start = read_design(args.config, start=start)
-    return start.replace(**overrides_from_args(args))
-
-
-def overrides_from_args(args: argparse.Namespace) -> dict:
-    """The configuration fields the design flags set, e.g. ``{"skip": "A", "input_height": 225, ..}``."""
-    overrides = {}
-    if args.input:
-        overrides["input_height"], overrides["input_width"] = args.input
-    for attr in ("widths", "blocks", "block", "stride_in", "skip", "fpn_width", "upsample", "policy", "p6",
-                 "p7", "fpn_from", "stem_width", "batch"):
-        value = getattr(args, attr)
-        if value is not None:
-            overrides[attr] = value
-    return overrides
 
 
 def format_report(t: Trace) -> str:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import torch
 
-from .model import ResFPN
+from ..model.network import ResFPN
+from .pretrained import Source, require_fit
 
 
 class WeightsError(ValueError):
@@ -221,3 +222,35 @@ def check_complete(model: ResFPN, state_dict: Mapping[str, torch.Tensor], parts:
             "checkpoint refused, nothing loaded: it does not fit this architecture: "
             + "; ".join(p for p in problems if p) + ". It may be truncated, for another model, or not the published file."
         )
+
+
+def load_source(model, source: Source, progress=None):
+    """Load published ``source`` into ``model`` (a ``ResFPN``): fetched once, checked on every use,
+    refused whole unless it fits the design and fills every tensor of the parts it trains.
+
+    ImageNet files fill the backbone (``fc.*`` is left unused); COCO files fill backbone and FPN
+    (the detection heads are left unused). Returns the ``LoadResult``.
+
+    Raises:
+        WeightsDontFit: the design differs from the one the weights were trained with.
+        resfpn.weights.download.WeightsUnavailable: not cached and not downloadable now.
+        resfpn.weights.download.CorruptFile / resfpn.weights.loading.WeightsError: the file is not what was published.
+    """
+    from torch import nn
+
+    from .download import fetch
+
+    require_fit(model.config, source)
+    path = fetch(source, progress)
+    if source.family == "imagenet":
+        state = read_safetensors(path)  # a Hub file must be safetensors: never unpickled
+        check_complete(model, state, ("backbone.",), ("fc.",))
+    else:
+        state = load_checkpoint(path)
+        check_complete(model, state, ("backbone.", "fpn."), ("head.", "rpn.", "roi_heads."))
+    result = load_torchvision_weights(model, state)
+    if source.bn_eps is not None:  # as torchvision's builder does after loading these weights
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.eps = source.bn_eps
+    return result

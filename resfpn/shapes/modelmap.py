@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .levels import LevelSpec
+from ..model.levels import LevelSpec
 
 if TYPE_CHECKING:
-    from .model import ResFPN
+    from ..model.network import ResFPN
 
 
 @dataclass(frozen=True)

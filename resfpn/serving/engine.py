@@ -23,15 +23,16 @@ import torch
 from PIL import Image
 
 from . import fastpath
-from .config import Config
-from .fold import fold_batchnorm
+from ..model.config import Config
+from ..weights.fold import fold_batchnorm
 from .images import resize_for_input, to_tensor
-from .model import ResFPN, build_model
+from ..model.network import ResFPN, build_model
 from .runtime import release_free_memory, set_torch_threads, usable_cores  # noqa: F401  (re-exported)
 from .precision import Precision, check_precision
-from .pretrained import describe, get_source, load_source
-from .tracing import Trace, trace
-from .weights import LoadResult, load_checkpoint, load_torchvision_weights
+from ..weights.loading import load_source
+from ..weights.pretrained import describe, get_source
+from ..shapes.tracing import Trace, trace
+from ..weights.loading import LoadResult, load_checkpoint, load_torchvision_weights
 
 
 @functools.lru_cache(maxsize=256)
@@ -42,7 +43,7 @@ def cached_trace(config: Config) -> Trace:
 
 @dataclass(frozen=True)
 class Weights:
-    """Which weights a model gets: seeded random, a published source (``resfpn.pretrained.SOURCES``,
+    """Which weights a model gets: seeded random, a published source (``resfpn.weights.pretrained.SOURCES``,
     e.g. "imagenet-resnet50"), or a checkpoint file identified by content. Parts a source or file
     does not fill keep the seeded random weights of ``seed``."""
 
@@ -88,7 +89,7 @@ class Run:
     # bf16 runs: per level, ||bf16 - fp32|| / ||fp32|| against the fp32 run of the same image, when
     # one is cached (measured, never estimated); None until such a run exists.
     difference: dict[str, float] | None = None
-    packed: bool = False  # True when the forward ran the packed, fused CPU model (resfpn.fastpath)
+    packed: bool = False  # True when the forward ran the packed, fused CPU model (resfpn.serving.fastpath)
 
 
 def architecture_key(config: Config) -> Config:
@@ -154,7 +155,7 @@ class Engine:
     def __init__(self, max_models: int = 3, max_runs: int = 4, max_bytes: int = 1 << 30, device: str | None = None,
                  pack: bool | None = None):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        # On CPU the served models are packed (resfpn.fastpath): prepacked weights, ReLU and adds
+        # On CPU the served models are packed (resfpn.serving.fastpath): prepacked weights, ReLU and adds
         # fused into the convolutions. Models asked for gradients stay plain folded modules.
         # RESFPN_PACK=0 serves the plain folded model instead (to compare, or where packing fails).
         if pack is None:
@@ -203,7 +204,7 @@ class Engine:
 
         BatchNorm is folded into the convolutions after the weights are loaded; a bf16 model on CPU
         is cast after folding (folding in float32 keeps the fold exact). On CPU the model is then
-        packed (``resfpn.fastpath``) unless ``grad``: a model for backward passes stays a plain
+        packed (``resfpn.serving.fastpath``) unless ``grad``: a model for backward passes stays a plain
         folded module (and is cached apart from the packed one).
         """
         dtype = self._dtype(check_precision(precision))
@@ -245,7 +246,7 @@ class Engine:
         the levels come back as float32 either way, with ``difference`` set when the fp32 run of the
         same image is cached (see ``Run.difference``).
         ``shared``: backbone levels (a prefix of C2..C5) that another design computed with the same
-        stem, stages, weights and input, so this forward starts after them (``resfpn.compare``).
+        stem, stages, weights and input, so this forward starts after them (``resfpn.analysis.compare``).
         """
         check_precision(precision)
         resized = resize_for_input(image, config.input_height, config.input_width)

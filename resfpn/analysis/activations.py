@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .config import REDUCTIONS, Reduction
+from ..model.config import REDUCTIONS, Reduction
 
 
 def reduce_channels(x: torch.Tensor, reduction: Reduction = "mean", channel: int = 0) -> torch.Tensor:

@@ -15,11 +15,11 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import conv_flop_count
 
-from . import add as add_module
-from .add import AddRecord, ShapeMismatchError
-from .blocks import ZeroPadShortcut
-from .config import Config
-from .model import ResFPN, build_model
+from ..model import add as add_module
+from ..model.add import AddRecord, ShapeMismatchError
+from ..model.blocks import ZeroPadShortcut
+from ..model.config import Config
+from ..model.network import ResFPN, build_model
 from .modelmap import ModelMap, map_model
 from .records import LevelRecord, ModuleRecord, PartCounts, Trace
 from .receptive import FieldMap, FieldTape
@@ -74,7 +74,7 @@ class _Recorder:
         self.add_modules: list[str] = []  # per addition, the innermost module running when it was made
         self._running: list[str] = []
         self._open: dict[int, list[ModuleRecord]] = {}
-        self.tape = FieldTape()  # every op's tensors, for the exact receptive fields (resfpn.receptive)
+        self.tape = FieldTape()  # every op's tensors, for the exact receptive fields (resfpn.shapes.receptive)
         self._out_id: list[tuple[ModuleRecord, int]] = []
         self._level_id: dict[str, int] = {}
         self._level_of = {m: lvl for lvl, m in model.level_modules().items()}

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 from typing import TYPE_CHECKING
 
-from .config import Config
-from .formatting import shape_bytes
+from ..model.config import Config
+from ..formatting import shape_bytes
 
 if TYPE_CHECKING:  # imported for annotations only: the caps load without torch
-    from .tracing import Trace
+    from ..shapes.tracing import Trace
 
 
 class LimitError(ValueError):
@@ -94,9 +94,9 @@ def serving_overhead(t: Trace, image_pixels: int = 0) -> int:
     The decoded upload (up to 8 bytes a pixel while Pillow converts it to RGB), the statistics'
     temporaries (up to four copies of the largest level: x², x == 0, the page's channel reductions),
     the returned float32 levels when the forward ran in bf16 (``.float()`` copies them): all levels
-    once more, and what the packed CPU model (``resfpn.fastpath``) holds beyond the parameters: for
+    once more, and what the packed CPU model (``resfpn.serving.fastpath``) holds beyond the parameters: for
     each 256-wide 3×3 conv a dense copy of its weight and its Winograd weight (4× the weight), plus
-    one Winograd call's buffers (``resfpn.winograd.WORKSPACE_BYTES``).
+    one Winograd call's buffers (``resfpn.serving.winograd.WORKSPACE_BYTES``).
     """
     from . import winograd  # imports torch: only when a run is being admitted
 

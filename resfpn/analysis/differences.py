@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from .activations import reduce_channels
-from .config import LEVEL_STRIDE
-from .records import Trace
+from ..model.config import LEVEL_STRIDE
+from ..shapes.records import Trace
 
 
 def relative_difference(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .add import Fix, ShapeMismatchError
 from .config import LABELS, MAX_INPUT, Config
-from .formatting import ceil_div
+from ..formatting import ceil_div
 
 
 def level_size(n: int, k: int) -> int:

@@ -94,7 +94,7 @@ def _pair(v: Any) -> tuple[int, int]:
 
 def _windows(module: nn.Module) -> tuple[_Window, _Window] | None:
     """Per-axis window of a module that moves the field, or None for element-wise modules."""
-    from .blocks import ZeroPadShortcut  # local: blocks imports nothing from here, but keep the cycle-free order
+    from ..model.blocks import ZeroPadShortcut  # local: blocks imports nothing from here, but keep the cycle-free order
 
     if isinstance(module, nn.Conv2d):
         if not isinstance(module.padding, tuple):
@@ -136,7 +136,7 @@ class FieldTape:
         """Record ``out = module(*args)``; outputs already recorded (containers, in-place ops) add nothing."""
         if not isinstance(out, torch.Tensor) or id(out) in self.sizes:
             return
-        from .fpn import TopDownResize
+        from ..model.fpn import TopDownResize
 
         x = args[0]
         windows = _windows(module)

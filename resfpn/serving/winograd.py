@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .formatting import ceil_div
+from ..formatting import ceil_div
 
 # Transform matrices of F(4, 3) (Lavin & Gray, 2016, section 4.2), in float64 for the weight transform.
 _BT = torch.tensor([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],

@@ -6,7 +6,7 @@
     >>> config_from_json('{"skip": "E"}')
     Traceback (most recent call last):
     ...
-    resfpn.design_file.DesignFileError: design: skip='E': unknown value; allowed: 'A', 'B', 'C', 'D'
+    resfpn.share.design_file.DesignFileError: design: skip='E': unknown value; allowed: 'A', 'B', 'C', 'D'
 
 A file may hold only some fields (the others keep the starting design's values), and a whole
 ``python -m resfpn --json`` report is read through its ``config`` key.
@@ -19,7 +19,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from .config import Config, ConfigError
+from ..model.config import Config, ConfigError
 
 MAX_BYTES = 1 << 20  # a design is a few hundred bytes; anything near this is not one
 

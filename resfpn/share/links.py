@@ -24,7 +24,7 @@ from dataclasses import fields
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
-from .config import BLOCKS, FPN_FROM, P6_SOURCES, POLICIES, PRESETS, SKIP_OPTIONS, STRIDE_IN, UPSAMPLE, Config, ConfigError
+from ..model.config import BLOCKS, FPN_FROM, P6_SOURCES, POLICIES, PRESETS, SKIP_OPTIONS, STRIDE_IN, UPSAMPLE, Config, ConfigError
 
 _DEFAULTS = {f.name: getattr(Config(), f.name) for f in fields(Config)}
 # Case-insensitive spellings of the allowed values, so a hand-typed ``skip=a`` or ``fpn_from=c3`` works.

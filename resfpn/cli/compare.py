@@ -13,8 +13,9 @@ import json
 import sys
 from typing import Any
 
-from .config import PRESETS, Config, ConfigError
-from .formatting import format_count, format_mib, format_shape
+from ..model.config import PRESETS, Config, ConfigError
+from ..formatting import format_count, format_mib, format_shape
+from .args import EXIT_MISMATCH, EXIT_OK, EXIT_USAGE, input_size, overrides_from_args
 
 FIELDS = {f.name: f.default for f in dataclasses.fields(Config)}
 INPUT_FIELDS = ("input_height", "input_width", "input_channels", "batch")  # kept by --vs-preset
@@ -27,9 +28,7 @@ def _field_value(text: str) -> tuple[str, Any]:
     if not sep or not name:
         raise argparse.ArgumentTypeError(f"{text!r}: expected FIELD=VALUE, e.g. skip=A or widths=64,128,256,512")
     if name == "input":
-        from .cli import _size
-
-        return "input", _size(raw)
+        return "input", input_size(raw)
     if name not in FIELDS:
         raise argparse.ArgumentTypeError(
             f"{text!r}: unknown field {name!r}; known: input, {', '.join(sorted(FIELDS))}")
@@ -64,12 +63,10 @@ def comparing(args: argparse.Namespace) -> bool:
 
 def design_dicts(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     """Both designs as field dicts (not yet checked: ``compare`` reports each side's errors)."""
-    from .cli import overrides_from_args
-
     a_over = overrides_from_args(args)
     start = PRESETS[args.preset]
     if getattr(args, "config", None):
-        from .design_file import read_design
+        from ..share.design_file import read_design
 
         start = read_design(args.config, start=start)
     a = start.to_dict() | a_over
@@ -157,8 +154,7 @@ def format_comparison(report: dict[str, Any]) -> str:
 
 def compare_main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Compare the two designs the flags describe; print the table (or ``--json``), return the exit status."""
-    from .cli import EXIT_MISMATCH, EXIT_OK, EXIT_USAGE
-    from .compare import compare
+    from ..analysis.compare import compare
 
     try:
         a, b = design_dicts(args)
@@ -167,7 +163,7 @@ def compare_main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         return EXIT_USAGE
     image = None
     if args.image:
-        from .images import ImageError, decode_image
+        from ..serving.images import ImageError, decode_image
 
         try:
             image = decode_image(args.image).image

@@ -8,9 +8,9 @@ import json
 import sys
 from pathlib import Path
 
-from .pretrained import FAMILIES, SOURCES, Source, get_source
+from ..weights.pretrained import FAMILIES, SOURCES, Source, get_source
+from .args import EXIT_MISMATCH, EXIT_OK, EXIT_USAGE
 
-EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
 WEIGHT_NAMES = ("random", *FAMILIES, *SOURCES)
 
 
@@ -33,8 +33,8 @@ def _progress(done: int, total: int | None, what: str, state: dict = {}) -> None
 
 def _weights(name: str, seed: int, config):
     """The engine's Weights for a CLI name or file, refused unless the published weights fit."""
-    from .engine import Weights
-    from .pretrained import require_fit, resolve
+    from ..serving.engine import Weights
+    from ..weights.pretrained import require_fit, resolve
 
     if not 0 <= seed < 2**32:
         raise ValueError(f"--seed {seed}: choose a whole number from 0 to {2**32 - 1}")
@@ -46,7 +46,7 @@ def _weights(name: str, seed: int, config):
         return Weights.from_file(name, seed=seed)
     source = resolve(name, config)
     require_fit(config, source)
-    from .download import fetch
+    from ..weights.download import fetch
 
     fetch(source, _progress)  # downloads (with progress on stderr) before the engine builds
     return Weights(seed=seed, source=source.name)
@@ -54,10 +54,10 @@ def _weights(name: str, seed: int, config):
 
 def run_image(args: argparse.Namespace, config, t, format_report) -> int:
     """Run ``args.image`` with ``args.weights``; print the report with per-level statistics and ``run``."""
-    from .activations import level_stats
-    from .formatting import format_shape
-    from .engine import Engine
-    from .images import decode_image
+    from ..analysis.activations import level_stats
+    from ..formatting import format_shape
+    from ..serving.engine import Engine
+    from ..serving.images import decode_image
 
     if not t.ok:
         print(json.dumps(t.to_dict(), indent=2) if args.json else format_report(t))
@@ -88,8 +88,8 @@ def run_image(args: argparse.Namespace, config, t, format_report) -> int:
 
 def run_errors() -> tuple[type[Exception], ...]:
     """What a real run can refuse with a message (exit 2) rather than a traceback."""
-    from .download import CorruptFile, WeightsUnavailable
-    from .images import ImageError
+    from ..weights.download import CorruptFile, WeightsUnavailable
+    from ..serving.images import ImageError
 
     return (ValueError, WeightsUnavailable, CorruptFile, ImageError, OSError)
 
@@ -107,7 +107,7 @@ def download_main(argv: list[str]) -> int:
     p.add_argument("models", nargs="*", help="e.g. resnet18 resnet50 (imagenet), faster-rcnn retinanet (coco); "
                    "none: every file of the family")
     args = p.parse_args(argv)
-    from .download import CorruptFile, WeightsUnavailable, cached_path, fetch
+    from ..weights.download import CorruptFile, WeightsUnavailable, cached_path, fetch
 
     if args.family in ("all", "list"):
         sources = list(SOURCES.values())
@@ -134,7 +134,7 @@ def download_main(argv: list[str]) -> int:
 def _fetch_replacing_corrupt(source: Source, fetch, cached_path):
     """The download command is the repair the error messages name: a cached file that fails its check
     is deleted (saying so) and fetched again, once."""
-    from .download import CorruptFile
+    from ..weights.download import CorruptFile
 
     try:
         return fetch(source, _progress)
