@@ -1,6 +1,6 @@
 """Receptive-field bench: trace time with the exact fields, and the time of one effective-field click.
 
-    .venv/bin/python bench/receptive_bench.py [--quick]
+    .venv/bin/python -m bench.receptive [--quick]
 
 Prints (1) the trace time per preset and size, with the share spent solving the fields, and (2) per
 input size, a plain forward of the served model (BN folded, channels-last) next to one click: a
@@ -12,21 +12,17 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from bench.harness import median_time  # noqa: E402
-from resfpn import Config, build_model, trace  # noqa: E402
-from resfpn.shapes import tracing  # noqa: E402
-from resfpn.analysis.effective import effective_fields  # noqa: E402
-from resfpn.serving.engine import set_torch_threads  # noqa: E402
-from resfpn.weights.fold import fold_batchnorm  # noqa: E402
-from resfpn.serving.limits import backward_memory_estimate, memory_estimate  # noqa: E402
+from bench.harness import median_time
+from resfpn import Config, build_model, trace
+from resfpn.analysis.effective import effective_fields
+from resfpn.serving.engine import set_torch_threads
+from resfpn.serving.limits import backward_memory_estimate, memory_estimate
+from resfpn.shapes import tracing
+from resfpn.weights.fold import fold_batchnorm
 
 
 def bench_trace(repeats: int) -> None:

@@ -1,7 +1,7 @@
 """How long a compare takes: two traces (target 60 ms) and, with an image, against one run (target 2.2x).
 
-    .venv/bin/python bench/compare_timing.py            # from the repository root
-    .venv/bin/python bench/compare_timing.py --rounds 5 --sizes 224
+    .venv/bin/python -m bench.compare            # from the repository root
+    .venv/bin/python -m bench.compare --rounds 5 --sizes 224
 
 "One run" is what ``/analyze`` does with an image: the report of the cached trace, a forward through
 ``Engine.run`` and the per-level statistics. "Compare" is ``compare(a, b, image).to_dict()``: both
@@ -16,22 +16,19 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import torch
+from PIL import Image
 
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from bench.harness import median_time  # noqa: E402
-from resfpn.shapes import tracing  # noqa: E402
-from resfpn.analysis.activations import level_stats  # noqa: E402
-from resfpn.analysis.compare import compare  # noqa: E402
-from resfpn.model.config import Config  # noqa: E402
-from resfpn.serving.engine import Engine, cached_trace, set_torch_threads  # noqa: E402
+from bench.common import ROOT
+from bench.harness import median_time
+from resfpn.analysis.activations import level_stats
+from resfpn.analysis.compare import compare
+from resfpn.model.config import Config
+from resfpn.serving.engine import Engine, cached_trace, set_torch_threads
+from resfpn.shapes import tracing
 
 EXAMPLE = ROOT / "assets" / "examples" / "astronaut.jpg"
 
