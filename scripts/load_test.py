@@ -491,7 +491,8 @@ def main(argv: list[str] | None = None) -> int:
 
     reasons = failures(growth=peak_hwm - base, budget=budget, server_tracebacks=problems, alive=alive,
                        unexpected=len(unexpected) + len(connect_errors), missing=missing, hung=hung,
-                       after_ok=all(g for _, g in after), busy=bool(tot["busy"] and not small_queue))
+                       after_ok=all(g for _, g in after), busy=bool(tot["busy"] and not small_queue),
+                       done=len(outcomes), total=total)
     for why in reasons:
         print(f"FAIL: {why}")
     print(f"\nresult: {'FAIL' if reasons else 'PASS'}")
@@ -499,9 +500,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def failures(growth: int, budget: int, server_tracebacks: list[str], alive: bool, unexpected: int,
-             missing: list[str], hung: int, after_ok: bool, busy: bool) -> list[str]:
+             missing: list[str], hung: int, after_ok: bool, busy: bool, done: int, total: int) -> list[str]:
     """Why the load test fails ([] when it passes): each condition the exit status stands for."""
     checks = [
+        (done < total, f"cut short: {done} of {total} requests answered before the time limit"),
         (growth > budget, f"peak memory growth {mib(growth)} above the budget {mib(budget)}"),
         (bool(server_tracebacks), f"{len(server_tracebacks)} server traceback(s) that are not gr.Error refusals"),
         (not alive, "the server died"),
