@@ -6,7 +6,7 @@
 
 Prints the CPU, the instruction sets oneDNN and ATen use, then one markdown row per design and size:
 the served forward (``Engine.model``: folded, channels-last, each conv on the kernel measured fastest
-at its shape, ``resfpn.fastpath``) and the plain model with the same tuning (``Engine(pack=False)``:
+at its shape, ``resfpn.serving.fastpath``) and the plain model with the same tuning (``Engine(pack=False)``:
 BatchNorm folded, channels-last, ``inference_mode``), timed interleaved in the same rounds (ratio =
 median of the per-round ratios), the kernels the served model chose, and the first-run cost at that
 shape: build + choosing + forward for the served model, build + first forward for the plain one,
@@ -25,8 +25,8 @@ import time
 import torch
 
 from bench.harness import cpu_model, interleave, log, round_ratios
-from resfpn import fastpath, runtime
-from resfpn.config import PRESETS
+from resfpn.serving import fastpath, runtime
+from resfpn.model.config import PRESETS
 
 REPEATS = {224: 9, 512: 7, 1024: 5}
 FIRST_RUN_BOUND = 2.0  # served first run ÷ plain first run (issue 19)
@@ -57,8 +57,8 @@ def config_for(design: str, size: int):
 
 def first_run(design: str, size: int, kind: str) -> dict:
     """In this (fresh) process: seconds to build the ``kind`` ("served" or "plain") model and run the first forward."""
-    from resfpn.engine import Engine, Weights
-    from bench.bench import example_input
+    from resfpn.serving.engine import Engine, Weights
+    from bench.common import example_input
 
     config = config_for(design, size)
     x = example_input(size).to(memory_format=torch.channels_last)
@@ -85,8 +85,8 @@ def first_runs(design: str, size: int) -> dict[str, dict]:
 
 def steady(design: str, size: int, repeats: int, convs: bool) -> dict:
     """Served and plain in this process, interleaved after one forward each (the served one chooses)."""
-    from resfpn.engine import Engine, Weights
-    from bench.bench import example_input
+    from resfpn.serving.engine import Engine, Weights
+    from bench.common import example_input
 
     config = config_for(design, size)
     served, _, _ = Engine(device="cpu").model(config, Weights())

@@ -1,4 +1,4 @@
-"""The packed CPU serving form (resfpn.fastpath) and its Winograd convolutions (resfpn.winograd).
+"""The packed CPU serving form (resfpn.serving.fastpath) and its Winograd convolutions (resfpn.serving.winograd).
 
 References: ``F.conv2d`` for the Winograd kernel, the folded eager model for the packed model.
 Nothing here is skipped where oneDNN's private ops are missing or wrong: the packed models are then
@@ -15,11 +15,11 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from resfpn import Config, ConfigError, ShapeMismatchError, build_model
-from resfpn import fastpath, winograd
-from resfpn.differences import shared_levels
-from resfpn.engine import Engine, Weights
-from resfpn.fold import fold_batchnorm
-from resfpn.tracing import trace
+from resfpn.serving import fastpath, winograd
+from resfpn.analysis.differences import shared_levels
+from resfpn.serving.engine import Engine, Weights
+from resfpn.weights.fold import fold_batchnorm
+from resfpn.shapes.tracing import trace
 from strategies import small_designs
 
 # The kernels this machine can run: all three where oneDNN's packed ops pass their self-check.
@@ -356,7 +356,7 @@ def test_any_design_without_a_mismatch_packs_to_the_same_levels(d):
 def test_the_memory_guard_counts_what_the_packed_model_holds(design, monkeypatch):
     """Dense and packed weights of every conv and the Winograd weights made while choosing, after a
     forward that tried every candidate: all within the parameters + the guard's serving overhead."""
-    from resfpn.limits import serving_overhead
+    from resfpn.serving.limits import serving_overhead
 
     monkeypatch.setattr(fastpath, "_measured", {})  # every candidate tried, Winograd weights made
     config = Config.preset(design, input_height=256, input_width=256)

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from resfpn import Config
-from resfpn.config import REDUCTIONS
+from resfpn.model.config import REDUCTIONS
 from resfpn.formatting import format_count, format_shape
-from resfpn.precision import PRECISIONS
+from resfpn.serving.precision import PRECISIONS
 
 from .controls import CONTROLS, Slider, choices, config_from_controls
 from .library import (
@@ -18,9 +18,9 @@ from .library import (
 )
 
 if TYPE_CHECKING:
-    from resfpn.engine import Run
-    from resfpn.images import Decoded
-    from resfpn.records import Trace
+    from resfpn.serving.engine import Run
+    from resfpn.serving.images import Decoded
+    from resfpn.shapes.records import Trace
 
 COLORSCALES = ["Viridis", "Inferno", "Cividis", "RdBu", "Greys"]
 DISPLAY = ("reduction", "channel", "overlay", "opacity", "colorscale", "shared")
@@ -29,7 +29,7 @@ DISPLAY = ("reduction", "channel", "overlay", "opacity", "colorscale", "shared")
 def weights_offer(config: Config) -> tuple[list[tuple[str, str]], str]:
     """The weights control's entries for ``config`` (only those that fit it, plus random and upload),
     and a note naming published weights that would fit after a change of design."""
-    from resfpn.pretrained import weight_choices
+    from resfpn.weights.pretrained import weight_choices
 
     choices = weight_choices(config)
     others = [c for c in choices if not c.fits][:2]
@@ -40,7 +40,7 @@ def weights_offer(config: Config) -> tuple[list[tuple[str, str]], str]:
 def precision_note(value: str | None) -> str:
     """The note under the precision control: for bf16 the speed measured on this machine and its
     accuracy, or the one sentence saying why it is not offered here."""
-    from resfpn import bf16
+    from resfpn.serving import bf16
 
     offer = bf16.offer(engine().device.type)
     if value != "bf16":
@@ -50,7 +50,7 @@ def precision_note(value: str | None) -> str:
 
 def precision_offer() -> tuple:
     """At page load: the precision control, enabled only where bf16 is offered, and its note."""
-    from resfpn import bf16
+    from resfpn.serving import bf16
 
     offered = bf16.offer(engine().device.type).offered
     return gr.update(interactive=offered, value="fp32"), precision_note("fp32")
@@ -66,7 +66,8 @@ def difference_text(run: Run) -> str:
 
 def heatmaps(run: Run, t: Trace, reduction: str, channel: float | None, overlay: bool, opacity: float | None,
              colorscale: str, shared: bool):
-    from resfpn import activations, figures
+    from resfpn import figures
+    from resfpn.analysis import activations
 
     if reduction not in REDUCTIONS:
         raise refuse(f"reduction={reduction!r}: choose one of {', '.join(REDUCTIONS)}", "Display refused")
@@ -85,7 +86,7 @@ def heatmaps(run: Run, t: Trace, reduction: str, channel: float | None, overlay:
 
 
 def stats_rows(run: Run) -> list[list]:
-    from resfpn import activations
+    from resfpn.analysis import activations
 
     rows = []
     for name, x in run.levels.items():
