@@ -287,6 +287,7 @@ class Engine:
             x = to_tensor(resized, config.batch).to(self.device, dtype, memory_format=torch.channels_last)
             autocast = (torch.autocast("cuda", torch.bfloat16) if precision == "bf16" and self.device.type == "cuda"
                         else nullcontext())
+            fastpath.kernel_counts(model)  # forget kernels of forwards run elsewhere (compare), count only this one
             start = time.perf_counter()
             with torch.inference_mode(), autocast:
                 if shared:
