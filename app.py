@@ -55,7 +55,10 @@ with gr.Blocks(title="resfpn — ResNet + FPN shape explorer") as demo:
             mismatch = gr.Markdown(elem_id="mismatch")
             with gr.Row():
                 fix_buttons = [gr.Button(visible=False, size="sm", elem_id=f"fix-{i}") for i in range(explore.MAX_FIXES)]
-            with gr.Tabs():
+            # Only gr.Tab directly inside gr.Tabs, not even a gr.State: Gradio 6.31's page numbers each tab
+            # by its place among all the children, so a State between two tabs made a visited tab's button
+            # overwrite (or repeat) another's ("Compare, Compare, Report"). tests/test_app.py guards it.
+            with gr.Tabs(overflow_behavior="wrap", elem_id="views"):
                 shape_views = explore.shape_tabs()
                 heat = heatmaps.heatmaps_tab(below=fields.fields_section)
                 pair = compare.compare_tab()

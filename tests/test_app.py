@@ -136,3 +136,12 @@ def test_a_checkpoint_that_would_run_code_is_refused_and_the_app_keeps_working(t
 def test_out_of_range_seed_is_a_readable_error():
     with pytest.raises(gr.Error, match=r"seed=-1: choose a whole number from 0 to 4294967295"):
         app.on_run(*controls(input_height=64, input_width=64), EXAMPLE, "random", -1, None, *DISPLAY)
+
+
+def test_every_child_of_the_tabs_is_a_tab():
+    """Gradio 6.31 numbers a tab by its place among all of gr.Tabs' children: a gr.State between two
+    tabs made visited tabs' buttons overwrite or repeat others in the bar ("Compare, Compare, Report")."""
+    tabs = [b for b in app.demo.blocks.values() if isinstance(b, gr.Tabs)]
+    assert tabs
+    for t in tabs:
+        assert [type(c).__name__ for c in t.children if not isinstance(c, gr.Tab)] == []

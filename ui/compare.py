@@ -115,7 +115,7 @@ def compare_tab() -> dict[str, Any]:
             c["arch_b"] = plot("compare-arch-b")
         c["table"] = gr.Dataframe(interactive=False, label="Per-level and per-part differences", elem_id="compare-table")
         c["heat"] = plot("compare-heat")
-    c["pinned"] = gr.State(None)
+        c["pinned"] = gr.State(None)  # inside the Tab: see app.py on what gr.Tabs may hold
     return c
 
 

@@ -186,7 +186,7 @@ def heatmaps_tab(below=None) -> dict[str, Any]:
                                   interactive=False, label="Per-level activation statistics")
         if below is not None:
             c["below"] = below()
-    c["state"] = gr.State(None)
+        c["state"] = gr.State(None)  # inside the Tab: see app.py on what gr.Tabs may hold
     return c
 
 
