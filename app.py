@@ -5,6 +5,7 @@ The page's parts live in ``ui/`` (one module per view); the logic lives in ``res
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 
@@ -15,7 +16,7 @@ runtime.tune_process()  # before torch loads its OpenMP runtime
 import gradio as gr
 
 from resfpn.config import PRESET_NOTES, PRESETS
-from ui import api, compare, controls, explore, fields, heatmaps, share
+from ui import api, compare, controls, errors, explore, fields, heatmaps, share
 from ui.controls import CONTROLS, config_from_controls, controls_from_config  # noqa: F401  (tests call these)
 from ui.explore import on_architecture, on_fix, on_preset  # noqa: F401
 from ui.heatmaps import on_display, on_run  # noqa: F401
@@ -66,6 +67,7 @@ with gr.Blocks(title="resfpn — ResNet + FPN shape explorer") as demo:
                 with gr.Tab("Report", id="json"):
                     report = gr.JSON(label="Trace report")
     fixes_state = gr.State([])
+    noted = gr.State(None)  # the control whose note says why the design cannot be built
     theme = gr.Textbox("light", visible=False, elem_id="theme")  # "light" or "dark", read from the browser at load
 
     # -----------------------------------------------------------------------------------------
@@ -74,26 +76,34 @@ with gr.Blocks(title="resfpn — ResNet + FPN shape explorer") as demo:
     arch_outputs = [shape_views["arch"], shape_views["blocks"], shape_views["bars"], summary, mismatch, skip_note,
                     fixes_state, report, *fix_buttons]
 
-    gr.on([c.input for c in design], explore.themed_outputs(on_architecture), [*design, theme], arch_outputs,
-          api_name="trace",
-          trigger_mode="always_last", show_progress="minimal", concurrency_id="trace", concurrency_limit=4)
+    def checked(event):
+        """Chain the design check: a design that cannot be built says why, where it happened."""
+        check = explore.themed_outputs(explore.design_check, 1 + len(design), named=False)
+        for after in (event.success, event.failure):  # Gradio 6.31 runs no .then() after a failure
+            after(check, [noted, *design, theme], [noted, *design, *arch_outputs], api_visibility="private",
+                  concurrency_id="trace")
+        return event
+
+    checked(gr.on([c.input for c in design], explore.themed_outputs(on_architecture), [*design, theme],
+                  arch_outputs, api_name="trace",
+                  trigger_mode="always_last", show_progress="minimal", concurrency_id="trace", concurrency_limit=4))
 
     def refresh(event):
-        return event.then(explore.themed_outputs(on_architecture), [*design, theme], arch_outputs,
-                          api_visibility="private", concurrency_id="trace")
+        return checked(event.then(explore.themed_outputs(on_architecture), [*design, theme], arch_outputs,
+                                  api_visibility="private", concurrency_id="trace"))
 
     refresh(demo.load(None, None, theme, js=THEME_JS).then(
         share.on_link, None, [*design, preset, preset_note, link_note], api_visibility="private",
                       concurrency_id="trace"))
-    preset.input(explore.themed_outputs(on_preset, len(design) + 1), [preset, theme], [*design, preset_note, *arch_outputs],
-                 api_name="preset", concurrency_id="trace")
+    checked(preset.input(explore.themed_outputs(on_preset, len(design) + 1), [preset, theme],
+                         [*design, preset_note, *arch_outputs], api_name="preset", concurrency_id="trace"))
     for i, button in enumerate(fix_buttons):
         fix = explore.themed_outputs(lambda fixes, *values, i=i: on_fix(i, fixes, *values), len(design))
-        button.click(fix, [fixes_state, *design, theme],
-                     [*design, *arch_outputs], api_visibility="private", concurrency_id="trace")
+        checked(button.click(fix, [fixes_state, *design, theme],
+                             [*design, *arch_outputs], api_visibility="private", concurrency_id="trace"))
     fields.wire(heat["below"], heatmaps.wire(heat, design, theme), heat["state"], theme)
     share.wire(shared, preset, design, refresh)
-    compare.wire(pair, design, heat, theme)
+    compare.wire(pair, design, heat, theme, refresh)
     # Not the "model" group: a trace-only call answers at once; runs queue on the engine's slot.
     gr.api(api.analyze, api_name="analyze", concurrency_id="analyze", concurrency_limit=4)
     gr.api(api.receptive_field, api_name="receptive_field", concurrency_id="model", concurrency_limit=1)
@@ -102,6 +112,11 @@ with gr.Blocks(title="resfpn — ResNet + FPN shape explorer") as demo:
 demo.queue(max_size=QUEUE_SIZE)
 
 if __name__ == "__main__":
+    # Refusals are one line each (ui.library.refuse); Gradio prints unexpected exceptions' tracebacks.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger("resfpn").addHandler(handler)
+    logging.getLogger("resfpn").setLevel(logging.INFO)
     demo.launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         max_file_size="25mb",

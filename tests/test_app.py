@@ -74,7 +74,7 @@ def test_run_refuses_a_mismatched_design_with_a_readable_error():
 
 @pytest.mark.parametrize(
     "changes, match",
-    [({"input_height": None}, "input height is empty"), ({"widths.1": 0}, r"widths\[1\]=0"),
+    [({"input_height": None}, "Input height H is empty"), ({"widths.1": 0}, r"widths\[1\]=0"),
      ({"fpn_width": 99999}, "fpn_width=99999: must be between")],
 )
 def test_bad_values_are_readable_errors(changes, match):
@@ -145,3 +145,31 @@ def test_every_child_of_the_tabs_is_a_tab():
     assert tabs
     for t in tabs:
         assert [type(c).__name__ for c in t.children if not isinstance(c, gr.Tab)] == []
+
+
+def test_a_refusal_is_one_log_line_without_traceback(caplog):
+    values = controls(p6="maxpool")
+    values[app.CONTROLS.index("p6")], values[app.CONTROLS.index("p7")] = "none", True
+    with caplog.at_level("INFO", logger="resfpn"), pytest.raises(gr.Error) as err:
+        app.on_architecture(*values)
+    assert err.value.print_exception is False  # Gradio prints no traceback for it
+    assert [r.getMessage() for r in caplog.records] == [
+        "refused: Configuration refused: p7=True needs a P6 to build on: choose p6 from 'p5-conv', 'c5-conv', 'maxpool'"]
+
+
+def test_the_design_check_names_the_control_in_the_words_on_screen():
+    from ui import explore
+
+    values = controls(p6="maxpool")
+    values[app.CONTROLS.index("p6")], values[app.CONTROLS.index("p7")] = "none", True
+    out = explore.design_check(None, *values)
+    assert out[0] == "p7"
+    info = out[1 + app.CONTROLS.index("p7")]["info"]
+    assert "“P7 (3×3 s2 conv on ReLU(P6))” (ticked) needs a P6" in info and "“max-pool of P5”" in info
+    assert "p7=" not in info and "'maxpool'" not in info
+    summary = out[1 + len(app.CONTROLS) + 3]
+    assert "This design cannot be built" in summary and "Error" not in summary
+    # Once the design holds again, the note goes (and nothing else is re-sent).
+    out = explore.design_check("p7", *controls())
+    assert out[0] is None and out[1 + app.CONTROLS.index("p7")]["info"] == ""
+    assert all(o == gr.update() for i, o in enumerate(out[1:]) if i != app.CONTROLS.index("p7"))

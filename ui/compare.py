@@ -10,6 +10,7 @@ import gradio as gr
 from resfpn import Config
 
 from .controls import CONTROLS, controls_from_config, design_dict
+from .errors import in_place, remember
 from .library import LIMITS, checked_config, decode, engine, plot, refuse, themed, weights_for
 
 NOT_PINNED = ("**Pin the current design as A**, then change the controls (or choose a preset): the current "
@@ -127,19 +128,25 @@ def _b_config(args: tuple, out: Any) -> Config | None:
         return None
 
 
-def wire(c: dict[str, Any], design: list, heat: dict[str, Any], theme) -> None:
+def wire(c: dict[str, Any], design: list, heat: dict[str, Any], theme, refresh) -> None:
+    """``refresh(event)`` chains the shape views' update after an event that set the controls."""
     compare_fn = themed(on_compare, {0: "compare-a", 1: "compare-b"}, _b_config)
     outputs = [c["arch_a"], c["arch_b"], c["table"], c["summary"]]
-    pin = c["pin"].click(on_pin, design, [c["pinned"], c["pinned_note"]], api_visibility="private",
+    pin = c["pin"].click(remember("pin", on_pin), design, [c["pinned"], c["pinned_note"]], api_visibility="private",
                          concurrency_id="trace")
+    in_place(pin, "pin", c["pinned_note"])
     pin.then(compare_fn, [c["pinned"], *design, theme], outputs, api_visibility="private", concurrency_id="trace")
-    c["swap"].click(on_swap, [c["pinned"], *design], [c["pinned"], c["pinned_note"], *design],
-                    api_visibility="private", concurrency_id="trace")
+    swap = c["swap"].click(remember("swap", on_swap), [c["pinned"], *design], [c["pinned"], c["pinned_note"], *design],
+                           api_visibility="private", concurrency_id="trace")
+    in_place(swap, "swap", c["pinned_note"])
+    refresh(swap)
     c["clear"].click(on_clear, None, [c["pinned"], c["pinned_note"]], api_visibility="private").then(
         compare_fn, [c["pinned"], *design, theme], outputs, api_visibility="private", concurrency_id="trace")
     gr.on([x.change for x in design], compare_fn, [c["pinned"], *design, theme], outputs, api_visibility="private",
           trigger_mode="always_last", concurrency_id="trace")
-    c["run"].click(themed(on_run_both, {0: "compare-heatmaps"}, _b_config),
-                   [c["pinned"], heat["image"], heat["weights"], heat["seed"], heat["checkpoint"], *design, theme],
-                   [c["heat"], c["table"], c["summary"]], api_visibility="private", concurrency_id="model",
-                   concurrency_limit=1)
+    run = c["run"].click(remember("run-both", themed(on_run_both, {0: "compare-heatmaps"}, _b_config)),
+                         [c["pinned"], heat["image"], heat["weights"], heat["seed"], heat["checkpoint"], *design,
+                          theme],
+                         [c["heat"], c["table"], c["summary"]], api_visibility="private", concurrency_id="model",
+                         concurrency_limit=1)
+    in_place(run, "run-both", c["summary"], [c["heat"]], theme=theme)

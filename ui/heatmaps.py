@@ -13,6 +13,7 @@ from resfpn.formatting import format_count, format_shape
 from resfpn.precision import PRECISIONS, bf16_slow_reason
 
 from .controls import CONTROLS, Slider, choices, config_from_controls
+from .errors import in_place, remember
 from .library import (
     EXAMPLES, check_precision, check_run, engine, plot, refuse, run_admitted, themed, trace, weights_for,
 )
@@ -195,12 +196,15 @@ def wire(c: dict[str, Any], controls: list[gr.components.Component], theme: gr.c
     display = [c[k] for k in DISPLAY]
     run_fn = themed(on_run, {0: "heatmaps"}, lambda args, out: out[3]["config"])
     display_fn = themed(on_display, {0: "heatmaps"}, lambda args, out: args[0]["config"] if args[0] else None)
-    run = c["run"].click(run_fn, [*controls, c["image"], c["weights"], c["seed"], c["checkpoint"], *display,
+    run = c["run"].click(remember("run", run_fn), [*controls, c["image"], c["weights"], c["seed"], c["checkpoint"], *display,
                                   c["precision"], theme],
                    [c["plot"], c["stats"], c["status"], c["state"]], api_name="run", concurrency_id="model",
                    concurrency_limit=1)
-    gr.on([d.input for d in display], display_fn, [c["state"], *display, theme], [c["plot"], c["status"]],
-          api_visibility="private", trigger_mode="always_last", concurrency_id="display", concurrency_limit=2)
+    in_place(run, "run", c["status"], [c["plot"]], clear=[c["stats"]], theme=theme)
+    in_place(gr.on([d.input for d in display], remember("display", display_fn), [c["state"], *display, theme],
+                   [c["plot"], c["status"]], api_visibility="private", trigger_mode="always_last",
+                   concurrency_id="display", concurrency_limit=2),
+             "display", c["status"], [c["plot"]], theme=theme)
     c["precision"].input(precision_note, c["precision"], c["precision_note"], api_visibility="private",
                          concurrency_id="display")
     gr.on([x.change for x in controls], on_design, [*controls, c["weights"]], [c["weights"], c["weights_note"]],

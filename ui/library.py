@@ -7,6 +7,7 @@ run, and ``warm_up`` (started by app.py) imports them first, so the page serves 
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from pathlib import Path
@@ -29,6 +30,7 @@ EXAMPLES = sorted((ASSETS / "examples").glob("*.jpg"))
 LIMITS = Limits.from_env()
 QUEUE_SIZE = int(os.environ.get("RESFPN_QUEUE_SIZE", "16"))
 
+log = logging.getLogger("resfpn.app")
 _engine: Engine | None = None
 _engine_lock = threading.Lock()
 
@@ -58,8 +60,12 @@ def warm_up() -> None:
     trace(Config())
 
 
-def refuse(message: str, title: str) -> gr.Error:
-    return gr.Error(message, title=title)
+def refuse(message: str, title: str, toast: bool = True) -> gr.Error:
+    """A refusal the user can act on: one line in the server's log, no traceback (an unexpected
+    exception, anything but this, keeps its traceback). ``toast=False``: the page shows no pop-up,
+    as it explains the refusal in place (ui.errors); API callers get the message either way."""
+    log.info("refused: %s: %s", title, " ".join(message.split()))
+    return gr.Error(message, title=title, print_exception=False, visible=toast)
 
 
 def checked_config(d: Any, side: str = "") -> Config:
@@ -74,7 +80,7 @@ def checked_config(d: Any, side: str = "") -> Config:
         config = Config.from_dict(dict(d))
         LIMITS.check_architecture(config)
     except (ConfigError, LimitError) as err:
-        raise refuse(f"{prefix}{err}", "Configuration refused") from None
+        raise refuse(f"{prefix}{err}", "Configuration refused", toast=False) from None
     except TypeError as err:
         raise refuse(f"{prefix}configuration not understood: {err}", "Configuration refused") from None
     return config
@@ -231,7 +237,8 @@ def themed(fn, figures: dict[int, str], config_of):
         for i, name in figures.items():
             if isinstance(out[i], go.Figure):
                 fig = apply_theme(out[i], "dark" if theme == "dark" else "light")
-                out[i] = PlotData(type="plotly", plot=plot_json(fig, design_filename(config, name)))
+                filename = design_filename(config, name) if config is not None else f"resfpn-{name}"
+                out[i] = PlotData(type="plotly", plot=plot_json(fig, filename))
         return out[0] if single else out
 
     handler.__name__, handler.__doc__ = fn.__name__, fn.__doc__
