@@ -16,7 +16,7 @@ runtime.tune_process()  # before torch loads its OpenMP runtime
 import gradio as gr
 
 from resfpn.config import PRESET_NOTES, PRESETS
-from ui import api, compare, controls, errors, explore, fields, heatmaps, share
+from ui import api, compare, controls, explore, fields, heatmaps, page, share
 from ui.controls import CONTROLS, config_from_controls, controls_from_config  # noqa: F401  (tests call these)
 from ui.explore import on_architecture, on_fix, on_preset  # noqa: F401
 from ui.heatmaps import on_display, on_run  # noqa: F401
@@ -120,5 +120,7 @@ if __name__ == "__main__":
     demo.launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         max_file_size="25mb",
+        css=page.CSS,
+        js=page.FIT_JS,
         mcp_server=os.environ.get("GRADIO_MCP_SERVER", "1").lower() not in ("0", "false"),
     )

@@ -128,3 +128,74 @@ def test_errors_stay_where_they_happened(browser, served_app):
 def _wait_plot_text(page, elem_id: str, needle: str) -> None:
     page.wait_for_function("([id, needle]) => [...document.querySelectorAll(`#${id} .js-plotly-plot text`)]"
                            ".map(t => t.textContent).join(' ').includes(needle)", arg=[elem_id, needle])
+
+
+# Every visible text element of a figure's SVG: none may leave the figure or overlap another.
+FIT_JS = """(id) => {
+  const gd = document.querySelector(`#${id} .js-plotly-plot`);
+  if (!gd) return {missing: true};
+  const svg = gd.querySelector('.main-svg');
+  const paper = svg.getBoundingClientRect();
+  const seen = [];
+  for (const t of gd.querySelectorAll('svg.main-svg text, svg.main-svg ~ svg text')) {
+    if (!t.textContent.trim()) continue;
+    if (t.closest('.hoverlayer') || t.closest('.modebar')) continue;
+    const st = getComputedStyle(t);
+    if (st.display === 'none' || st.visibility === 'hidden' || st.opacity === '0') continue;
+    const r = t.getBoundingClientRect();
+    if (r.width === 0 || r.height === 0) continue;
+    const size = parseFloat(st.fontSize);
+    seen.push({text: t.textContent.slice(0, 40), l: r.left, r: r.right, t: r.top, b: r.bottom, size});
+  }
+  const out = seen.filter(s => s.l < paper.left - 1 || s.r > paper.right + 1 || s.t < paper.top - 1 || s.b > paper.bottom + 1)
+                  .map(s => s.text);
+  const overlaps = [];
+  for (let i = 0; i < seen.length; i++) for (let j = i + 1; j < seen.length; j++) {
+    const a = seen[i], b = seen[j];
+    const w = Math.min(a.r, b.r) - Math.max(a.l, b.l), h = Math.min(a.b, b.b) - Math.max(a.t, b.t);
+    if (w > 1.5 && h > 1.5) overlaps.push(a.text + ' ✕ ' + b.text);
+  }
+  const tiny = seen.filter(s => s.size < 10).map(s => s.text + '@' + s.size);
+  const modebar = gd.querySelector('.modebar');
+  return {n: seen.length, out, overlaps, tiny: tiny.slice(0, 5), width: paper.width, height: paper.height,
+          container: document.querySelector(`#${id}`).getBoundingClientRect().width};
+}"""
+
+
+def _fits(page, elem_id: str) -> None:
+    found = page.evaluate(FIT_JS, elem_id)
+    assert found["n"] > 3, f"{elem_id}: no text drawn"
+    assert found["out"] == [] and found["overlaps"] == [] and found["tiny"] == [], f"{elem_id}: {found}"
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_figures_fit_their_text(browser, served_app, width):
+    """Each figure at 390, 768 and 1400 px (768 in dark mode): no text leaves its plot or overlaps
+    other text, and none is under 10 px."""
+    dark = width == 768
+    page = open_page(browser, served_app + "?input_height=128&input_width=128", width, dark=dark)
+    for tab, elem_id in [("Architecture", "arch-plot"), ("Residual blocks", "block-plot"), ("Levels", "bars-plot")]:
+        page.get_by_role("tab", name=tab, exact=True).click()
+        page.wait_for_selector(f"#{elem_id} .js-plotly-plot .main-svg text")
+        page.wait_for_timeout(300)
+        _fits(page, elem_id)
+        page.locator(f"#{elem_id}").screenshot(path=str(ARTIFACTS / f"fit-{elem_id}-{width}{'-dark' if dark else ''}.png"))
+    page.get_by_role("tab", name="Feature heatmaps", exact=True).click()
+    page.locator("#examples").get_by_role("button").first.click()
+    page.wait_for_selector("#image img")
+    page.click("#run")
+    page.wait_for_function("() => document.querySelectorAll('#heat-plot .heatmaplayer image').length >= 9")
+    page.wait_for_timeout(300)
+    _fits(page, "heat-plot")
+    page.locator("#heat-plot").screenshot(path=str(ARTIFACTS / f"fit-heat-plot-{width}{'-dark' if dark else ''}.png"))
+    page.get_by_role("tab", name="Compare", exact=True).click()
+    page.click("#pin")
+    page.wait_for_function("() => document.querySelector('#pinned-note').innerText.includes('pinned')")
+    page.locator("#skip").get_by_text("A — zero-pad").click()
+    page.wait_for_function("() => document.querySelector('#compare-summary').innerText.includes('skip')")
+    page.wait_for_selector("#compare-arch-b .js-plotly-plot .main-svg text")
+    page.wait_for_timeout(300)
+    for elem_id in ("compare-arch-a", "compare-arch-b"):
+        _fits(page, elem_id)
+    page.screenshot(path=str(ARTIFACTS / f"fit-compare-{width}{'-dark' if dark else ''}.png"), full_page=True)
+    page.context.close()

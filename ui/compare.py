@@ -17,6 +17,9 @@ NOT_PINNED = ("**Pin the current design as A**, then change the controls (or cho
               "design is B and appears beside A, with the levels, additions and blocks that differ marked (≠).")
 
 
+COLUMN_PX = 760  # about an architecture map's measured width
+
+
 def _comparison(pinned: dict, values: list[Any], image=None, weights=None):
     from resfpn import compare
 
@@ -111,9 +114,11 @@ def compare_tab() -> dict[str, Any]:
             c["run"] = gr.Button("Run both on the heatmaps tab's image", elem_id="run-both")
         c["pinned_note"] = gr.Markdown("No design pinned.", elem_id="pinned-note")
         c["summary"] = gr.Markdown(NOT_PINNED, elem_id="compare-summary")
-        with gr.Row():
-            c["arch_a"] = plot("compare-arch-a")
-            c["arch_b"] = plot("compare-arch-b")
+        with gr.Row():  # side by side where both fit at their measured width, else one above the other
+            with gr.Column(min_width=COLUMN_PX):
+                c["arch_a"] = plot("compare-arch-a")
+            with gr.Column(min_width=COLUMN_PX):
+                c["arch_b"] = plot("compare-arch-b")
         c["table"] = gr.Dataframe(interactive=False, label="Per-level and per-part differences", elem_id="compare-table")
         c["heat"] = plot("compare-heat")
         c["pinned"] = gr.State(None)  # inside the Tab: see app.py on what gr.Tabs may hold

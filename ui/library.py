@@ -203,17 +203,21 @@ def weights_errors() -> tuple[type[Exception], ...]:
 THEME_JS = "() => document.body.classList.contains('dark') || !!document.querySelector('gradio-app.dark') ? 'dark' : 'light'"
 
 
-def png_js(elem_id: str) -> str:
-    """A plot toolbar button's browser code: download the plot as PNG under its design's name."""
+def png_js(elem_id: str, fmt: str = "png") -> str:
+    """A plot toolbar button's browser code: download the plot as ``fmt`` under its design's name."""
+    scale = ", scale: 2" if fmt == "png" else ""
     return (f"() => {{ const gd = document.querySelector('#{elem_id} .js-plotly-plot'); "
-            "if (gd && window.Plotly) window.Plotly.downloadImage(gd, {format: 'png', scale: 2, "
+            f"if (gd && window.Plotly) window.Plotly.downloadImage(gd, {{format: '{fmt}'{scale}, "
             "filename: (gd.layout.meta || {}).filename || 'resfpn-figure'}); }")
 
 
 def plot(elem_id: str, **kwargs: Any) -> gr.Plot:
-    """A gr.Plot whose toolbar downloads SVG (Plotly's camera) and PNG (the extra button)."""
+    """A gr.Plot whose toolbar (above the figure, not over it) downloads SVG and PNG; Plotly's own
+    toolbar is hidden, so nothing covers the figure's title."""
+    svg = gr.Button("SVG", size="sm", elem_id=f"{elem_id}-svg")
     png = gr.Button("PNG", size="sm", elem_id=f"{elem_id}-png")
-    component = gr.Plot(show_label=False, elem_id=elem_id, buttons=[png], **kwargs)
+    component = gr.Plot(show_label=False, elem_id=elem_id, buttons=[svg, png], elem_classes=["resfpn-plot"], **kwargs)
+    svg.click(None, js=png_js(elem_id, "svg"))
     png.click(None, js=png_js(elem_id))
     return component
 

@@ -38,6 +38,8 @@ THUMB_COLUMNS = 4  # Ck above Pk for k = 2..5; P6 and P7 on a third row
 ERF_COLORSCALE = [[0.0, "rgba(128,0,38,0.9)"], [0.5, "rgba(227,26,28,0.75)"], [0.8, "rgba(253,141,60,0.55)"],
                   [0.95, "rgba(254,217,118,0.4)"], [0.955, "rgba(255,255,255,0)"], [1.0, "rgba(255,255,255,0)"]]
 
+MIN_WIDTH = 640  # px: the image, the level legend under it and the subtitle's lines side by side
+
 
 def receptive_field_figure(
     image: Any,
@@ -135,7 +137,7 @@ def receptive_field_figure(
     below = lambda px: -px / (height - top_margin - bottom_margin)  # noqa: E731  (pixels under the plot, in paper units)
     fig.update_layout(card_layout(
         f"Receptive fields of the cells covering pixel ({x}, {y})", height, subtitle,
-        margin=dict(l=46, r=12, t=top_margin, b=bottom_margin),
+        margin=dict(l=46, r=12, t=top_margin, b=bottom_margin), meta=dict(min_width=MIN_WIDTH),
         legend=dict(orientation="h", x=0, xanchor="left", y=below(26), yanchor="top", font=dict(size=12),
                     bgcolor="rgba(255,255,255,0)")))
     fig.update_layout(shapes=shapes, images=images, template=_template(image), showlegend=True,

@@ -13,6 +13,7 @@ from plotly.subplots import make_subplots
 
 from ..config import LEVEL_STRIDE
 from ..records import Trace
+from ._measure import text_size
 from ._style import INK, MUTED, card_layout, hidden_axes, wrap
 
 MAX_CELLS = 128  # longest side of the finest map as sent; all maps are block-averaged alike beyond it
@@ -81,6 +82,10 @@ def _image_uri(image: Any, side: int = 192, max_bytes: int = IMAGE_BYTES, qualit
         side //= 2
 
 
+CELL_PX = 120  # narrowest map, px a side
+COLORBAR_PX = 110
+
+
 def _fmt(v: float) -> str:
     return f"{v:.3g}"
 
@@ -102,7 +107,9 @@ def _colorbar(shared_scale: bool, lo: float, hi: float, reduction_label: str) ->
         text, title = [_fmt(lo + (hi - lo) * q / 100) for q in ticks], wrap(reduction_label, 12)
     else:
         ticks, text, title = [0, 50, 100], ["min", "mid", "max"], "each map:<br>own range"
-    return dict(tickvals=ticks, ticktext=text, title=dict(text=title, font=dict(size=12)), thickness=14, len=0.8,
+    # The title runs beside the bar (side "right"), where no tick label can sit on it.
+    return dict(tickvals=ticks, ticktext=text, title=dict(text=title.replace("<br>", " "), font=dict(size=12), side="right"),
+                thickness=14, len=0.8,
                 outlinewidth=0, tickfont=dict(size=11))
 
 
@@ -162,15 +169,23 @@ def heatmap_grid_figure(
     strides = {n: t.levels[n].stride if n in t.levels else LEVEL_STRIDE[n] for n in order}
     titles = [_map_title(n, arrays[n], strides[n], shared_scale) if (n := by_cell.get((r, k))) else ""
               for r in range(1, len(rows) + 1) for k in range(1, len(cols) + 1)]
+    # Square cells at the measured column width, titles in the gap between rows: the height follows
+    # from the width, so no empty band opens between the C and the P row.
+    margin = dict(l=10, r=10, t=100, b=10)
+    col_px = max([CELL_PX] + [text_size(x, 12)[0] + 8 for x in titles])
+    title_px = max(text_size(x, 12)[1] for x in titles) + 10
+    plot_h = len(rows) * col_px + (len(rows) - 1) * title_px
+    width = margin["l"] + margin["r"] + len(cols) * col_px / (1 - 0.02) + COLORBAR_PX
     fig = make_subplots(rows=len(rows), cols=len(cols), subplot_titles=titles, horizontal_spacing=0.02,
-                        vertical_spacing=0.14 if len(rows) > 1 else 0.05)
+                        vertical_spacing=title_px / plot_h if len(rows) > 1 else 0.05)
     for name in order:
         row, col = cells[name]
         lo, hi = shared if shared_scale else _finite_range([arrays[name]])
         add_map(fig, row, col, _pool(arrays[name], f), t, stride=strides[name] * f, lo=lo, hi=hi,
                 label=f"<b>{name}</b>", image=image is not None, opacity=opacity)
     fig.update_annotations(font=dict(size=12, color=INK))
-    fig.update_layout(card_layout(title, 150 + 250 * len(rows), subtitle, margin=dict(l=10, r=10, t=100, b=10)))
+    fig.update_layout(card_layout(title, margin["t"] + margin["b"] + plot_h, subtitle, margin=margin,
+                                  meta=dict(min_width=round(width))))
     fig.update_layout(template=_heatmap_template(image), coloraxis=dict(
         colorscale=colorscale, cmin=0, cmax=100, colorbar=_colorbar(shared_scale, *shared, reduction_label)))
     return fig
