@@ -30,10 +30,11 @@ with gr.Blocks(title="resfpn — ResNet + FPN shape explorer") as demo:
         "# resfpn — see every shape of a ResNet + FPN\n"
         "`y = F(x) + S(x)` and every FPN merge are **element-wise additions**: both operands must have "
         "identical shapes. Change the design on the left; the shapes update from a shape-only trace "
-        "(no image, no memory). Where an addition's operands disagree, the explorer says where, why and how to fix it."
+        "(no image, no memory). Where an addition's operands disagree, the explorer says where, why and how to fix it.",
+        elem_id="intro",
     )
     with gr.Row(equal_height=False):
-        with gr.Column(scale=1, min_width=330):
+        with gr.Column(scale=1, min_width=330, elem_id="controls"):  # below the results on a phone (ui/page.py)
             preset = gr.Dropdown([(f"{n} — {PRESET_NOTES[n]}", n) for n in PRESETS], value="reference",
                                  label="Preset", elem_id="preset")
             preset_note = gr.Markdown(PRESET_NOTES["reference"])
@@ -50,7 +51,7 @@ with gr.Blocks(title="resfpn — ResNet + FPN shape explorer") as demo:
                         comps |= {n: controls.component(n) for n in (f"widths.{i}", f"blocks.{i}")}
             with gr.Accordion("FPN", open=True):
                 comps |= {n: controls.component(n) for n in controls.group("FPN")}
-        with gr.Column(scale=3):
+        with gr.Column(scale=3, elem_id="results"):
             link_note = gr.Markdown(elem_id="link-note")
             summary = gr.Markdown(elem_id="summary")
             mismatch = gr.Markdown(elem_id="mismatch")

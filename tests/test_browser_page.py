@@ -199,3 +199,28 @@ def test_figures_fit_their_text(browser, served_app, width):
         _fits(page, elem_id)
     page.screenshot(path=str(ARTIFACTS / f"fit-compare-{width}{'-dark' if dark else ''}.png"), full_page=True)
     page.context.close()
+
+
+def test_a_phone_sees_the_design_first_and_two_heatmaps_per_row(browser, served_app):
+    page = open_page(browser, served_app + "?input_height=128&input_width=128", 390, 844, is_mobile=True,
+                     has_touch=True)
+    tops = page.evaluate("() => Object.fromEntries(['#summary', '#views', '#arch-plot', '#controls'].map("
+                         "s => [s, document.querySelector(s).getBoundingClientRect().top]))")
+    assert tops["#summary"] < 844 and tops["#views"] < 844 and tops["#arch-plot"] < 700, tops  # the first screen
+    assert tops["#controls"] > tops["#arch-plot"]
+    page.wait_for_function("() => document.querySelectorAll('#controls .label-wrap.open').length === 0")
+    page.screenshot(path=str(ARTIFACTS / "phone-390-first-screen.png"))
+    page.get_by_role("tab", name="Feature heatmaps", exact=True).click()
+    page.locator("#examples").get_by_role("button").first.click()
+    page.wait_for_selector("#image img")
+    page.click("#run")
+    page.wait_for_function("() => document.querySelectorAll('#heat-plot .heatmaplayer image').length >= 9")
+    columns = page.eval_on_selector("#heat-plot .js-plotly-plot", """gd => new Set(gd._fullData
+        .filter(d => d.type === 'heatmap').map(d => gd._fullLayout[d.xaxis.replace('x', 'xaxis')].domain)
+        .map(([a, b]) => Math.round((a + b) * 10))).size""")  # column centres
+    assert columns == 2
+    width = page.eval_on_selector("#heat-plot .js-plotly-plot", "gd => gd.getBoundingClientRect().width")
+    assert width <= 390
+    _fits(page, "heat-plot")
+    page.locator("#heat-plot").screenshot(path=str(ARTIFACTS / "phone-390-heatmaps.png"))
+    page.context.close()

@@ -82,7 +82,7 @@ def in_place(event, key: str, markdown: gr.components.Component | None, plots: S
         from resfpn.figures import apply_theme, message_figure, plot_json
 
         title, message = take(key)
-        dark = bool(args) and args[-1] == "dark"
+        dark = bool(args) and str(args[-1]).startswith("dark")
         out: list = [note(title, message)] if markdown is not None else []
         for _ in plots:
             fig = apply_theme(message_figure(title, message), "dark" if dark else "light")

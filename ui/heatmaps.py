@@ -15,7 +15,7 @@ from resfpn.precision import PRECISIONS, bf16_slow_reason
 from .controls import CONTROLS, Slider, choices, config_from_controls
 from .errors import in_place, remember
 from .library import (
-    EXAMPLES, check_precision, check_run, engine, plot, refuse, run_admitted, themed, trace, weights_for,
+    EXAMPLES, check_precision, check_run, engine, narrow, plot, refuse, run_admitted, themed, trace, weights_for,
 )
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ def heatmaps(run: Run, t: Trace, reduction: str, channel: float | None, overlay:
     fig = figures.heatmap_grid_figure(maps, t, colorscale=colorscale, shared_scale=bool(shared),
                                       image=run.image if overlay else None,
                                       opacity=0.6 if opacity is None else opacity,
-                                      reduction_label=REDUCTIONS[reduction])
+                                      reduction_label=REDUCTIONS[reduction], columns=2 if narrow() else None)
     note = f" Channel {channel} is not shown where it does not exist ({'; '.join(skipped)})." if skipped else ""
     return fig, note
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -199,8 +200,16 @@ def weights_errors() -> tuple[type[Exception], ...]:
 
 # -- figures follow the page's theme and download under the design's name --------------------------
 
-# Gradio marks dark mode with the "dark" class (on <body>, or on <gradio-app> when embedded).
-THEME_JS = "() => document.body.classList.contains('dark') || !!document.querySelector('gradio-app.dark') ? 'dark' : 'light'"
+# Gradio marks dark mode with the "dark" class (on <body>, or on <gradio-app> when embedded). A phone
+# adds " narrow": its figures are laid out for a narrow screen (two heatmaps per row).
+THEME_JS = ("() => (document.body.classList.contains('dark') || !!document.querySelector('gradio-app.dark') "
+            "? 'dark' : 'light') + (window.innerWidth < NARROW_PX ? ' narrow' : '')").replace("NARROW_PX", "700")
+_narrow: ContextVar[bool] = ContextVar("narrow", default=False)
+
+
+def narrow() -> bool:
+    """Whether the page that sent this event is a narrow screen (a phone), from its theme value."""
+    return _narrow.get()
 
 
 def png_js(elem_id: str, fmt: str = "png") -> str:
@@ -234,6 +243,9 @@ def themed(fn, figures: dict[int, str], config_of):
         from resfpn.figures import apply_theme, design_filename, plot_json
 
         *args, theme = args
+        theme = str(theme or "light")
+        _narrow.set("narrow" in theme.split())
+        theme = "dark" if theme.split()[:1] == ["dark"] else "light"
         out = fn(*args)
         single = not isinstance(out, (tuple, list))
         out = [out] if single else list(out)

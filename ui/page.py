@@ -25,13 +25,29 @@ FIT_JS = """
   });
   new MutationObserver(watch).observe(document.body, {childList: true, subtree: true});
   watch();
+  // A phone: the controls (below the results, see CSS) start folded.
+  if (window.innerWidth < NARROW_PX) {
+    const fold = () => {
+      const open = document.querySelectorAll("#controls .label-wrap.open");
+      open.forEach((b) => b.click());
+      return open.length > 0;
+    };
+    let tries = 0;
+    const timer = setInterval(() => { if (fold() || ++tries > 50) clearInterval(timer); }, 100);
+  }
 }
-"""
+""".replace("NARROW_PX", "700")
 
 CSS = """
 .resfpn-plot { padding-top: 34px !important; }
 .resfpn-plot > div:has(> .js-plotly-plot), .resfpn-plot .js-plotly-plot { overflow-x: auto; }
 .resfpn-plot:has(.js-plotly-plot) { overflow-x: auto; }
+@media (max-width: 699px) {
+  #results { order: -1; }
+  #intro h1 { font-size: 1.35em; margin-bottom: 0.2em; }
+  #intro p { display: none; }
+  #controls { min-width: 100% !important; }
+}
 #preset input { padding-right: 2.2em; text-overflow: ellipsis; }
 .refusal { border-left: 4px solid #dc2626; padding-left: 0.6em; }
 """

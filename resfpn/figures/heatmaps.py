@@ -84,6 +84,7 @@ def _image_uri(image: Any, side: int = 192, max_bytes: int = IMAGE_BYTES, qualit
 
 CELL_PX = 120  # narrowest map, px a side
 COLORBAR_PX = 110
+NARROW_CHARS = 40  # subtitle line on a narrow screen
 
 
 def _fmt(v: float) -> str:
@@ -113,10 +114,20 @@ def _colorbar(shared_scale: bool, lo: float, hi: float, reduction_label: str) ->
                 outlinewidth=0, tickfont=dict(size=11))
 
 
-def _grid(names: list[str]) -> tuple[list[str], list[int]]:
-    """Rows (C above P) and columns (one per level number, so Ck sits above Pk)."""
-    rows = [r for r in "CP" if any(n[0] == r for n in names)]
-    return rows, sorted({int(n[1:]) for n in names})
+def _cells(names: list[str], columns: int | None = None) -> dict[str, tuple[int, int]]:
+    """(row, column) of each map, from 1. By default a C row above a P row, one column per level
+    number (Ck above Pk); with ``columns``, rows of that many maps, the P levels on a new row."""
+    if columns is None:
+        rows = [r for r in "CP" if any(n[0] == r for n in names)]
+        numbers = sorted({int(n[1:]) for n in names})
+        return {n: (rows.index(n[0]) + 1, numbers.index(int(n[1:])) + 1) for n in names}
+    cells, row = {}, 0
+    for kind in "CP":
+        group = [n for n in names if n[0] == kind]
+        for i, n in enumerate(group):
+            cells[n] = (row + i // columns + 1, i % columns + 1)
+        row += -(-len(group) // columns)
+    return cells
 
 
 def heatmap_grid_figure(
@@ -128,6 +139,7 @@ def heatmap_grid_figure(
     image: Any = None,
     opacity: float = 0.5,
     reduction_label: str = "mean",
+    columns: int | None = None,
 ) -> go.Figure:
     """Feature maps per level, C2–C5 above P2–P7, sent as compact uint8, optionally over the image.
 
@@ -141,6 +153,8 @@ def heatmap_grid_figure(
         opacity: heatmap opacity when an image is given.
         reduction_label: how channels were reduced, e.g. "mean", "max over channels" or "channel 7",
             for the titles ("over channels" is added unless the label mentions a channel).
+        columns: maps per row (a phone asks for 2); by default one column per level number, Ck
+            above Pk.
 
     Each map is sent as uint8 percent-of-range (0..100, Plotly's binary array encoding); subplot
     titles, colour bar and hover carry the real values. If the finest map is longer than
@@ -162,8 +176,9 @@ def heatmap_grid_figure(
                     font=dict(size=14, color=MUTED))
         return go.Figure(layout=card_layout(title, 300, subtitle, annotations=[note], xaxis=hidden_axes(),
                                         yaxis=hidden_axes()))
-    rows, cols = _grid(order)
-    cells = {n: (rows.index(n[0]) + 1, cols.index(int(n[1:])) + 1) for n in order}
+    cells = _cells(order, columns)
+    n_rows, n_cols = max(r for r, _ in cells.values()), max(k for _, k in cells.values())
+    rows, cols = range(n_rows), range(n_cols)
     by_cell = {rc: n for n, rc in cells.items()}
     shared = _finite_range(list(arrays.values()))
     strides = {n: t.levels[n].stride if n in t.levels else LEVEL_STRIDE[n] for n in order}
@@ -175,7 +190,16 @@ def heatmap_grid_figure(
     col_px = max([CELL_PX] + [text_size(x, 12)[0] + 8 for x in titles])
     title_px = max(text_size(x, 12)[1] for x in titles) + 10
     plot_h = len(rows) * col_px + (len(rows) - 1) * title_px
-    width = margin["l"] + margin["r"] + len(cols) * col_px / (1 - 0.02) + COLORBAR_PX
+    colorbar = _colorbar(shared_scale, *shared, reduction_label)
+    if columns is None:
+        width = margin["l"] + margin["r"] + len(cols) * col_px / (1 - 0.02) + COLORBAR_PX
+    else:  # narrow: the colour bar lies under the maps, not beside them, and the subtitle wraps short
+        margin["b"] += 70
+        subtitle = wrap(subtitle, NARROW_CHARS)
+        margin["t"] += 17 * subtitle.count("<br>")
+        colorbar |= dict(orientation="h", x=0.5, xanchor="center", y=0, yanchor="top", ypad=36, len=0.9,
+                         thickness=10, title=colorbar["title"] | dict(side="top"))
+        width = margin["l"] + margin["r"] + len(cols) * col_px / (1 - 0.02)
     fig = make_subplots(rows=len(rows), cols=len(cols), subplot_titles=titles, horizontal_spacing=0.02,
                         vertical_spacing=title_px / plot_h if len(rows) > 1 else 0.05)
     for name in order:
@@ -187,7 +211,7 @@ def heatmap_grid_figure(
     fig.update_layout(card_layout(title, margin["t"] + margin["b"] + plot_h, subtitle, margin=margin,
                                   meta=dict(min_width=round(width))))
     fig.update_layout(template=_heatmap_template(image), coloraxis=dict(
-        colorscale=colorscale, cmin=0, cmax=100, colorbar=_colorbar(shared_scale, *shared, reduction_label)))
+        colorscale=colorscale, cmin=0, cmax=100, colorbar=colorbar))
     return fig
 
 
