@@ -111,6 +111,7 @@ with gr.Blocks(title="resfpn — ResNet + FPN shape explorer") as demo:
     gr.api(api.compare, api_name="compare", concurrency_id="analyze", concurrency_limit=4)
 
 demo.queue(max_size=QUEUE_SIZE)
+page.no_time_estimates(demo)
 
 if __name__ == "__main__":
     # Refusals are one line each (ui.library.refuse); Gradio prints unexpected exceptions' tracebacks.

@@ -173,3 +173,25 @@ def test_the_design_check_names_the_control_in_the_words_on_screen():
     out = explore.design_check("p7", *controls())
     assert out[0] is None and out[1 + app.CONTROLS.index("p7")]["info"] == ""
     assert all(o == gr.update() for i, o in enumerate(out[1:]) if i != app.CONTROLS.index("p7"))
+
+
+def test_the_queue_sends_no_time_estimate():
+    """Gradio's queue shows a mean duration as an estimate ("10.4/0.6s"); the page names phases instead."""
+    times = app.demo._queue.process_time_per_fn
+    fn = next(iter(app.demo.fns.values()))
+    times[fn].add(10.0)
+    assert fn not in times  # the queue's test for "has an estimate": never true
+
+
+def test_a_run_names_its_phases(monkeypatch):
+    from ui import heatmaps
+
+    seen = []
+
+    class Recorder:
+        def __call__(self, value, desc=None, **kwargs):
+            seen.append(desc)
+
+    app.on_run(*controls(input_height=64, input_width=64), EXAMPLE, "random", 0, None, *DISPLAY, "fp32",
+               progress=Recorder())
+    assert seen == list(heatmaps.PHASES)

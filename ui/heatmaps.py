@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from resfpn.images import Decoded
     from resfpn.records import Trace
 
+# The phases of a run after the weights are ready (a download reports its own bytes); the page names
+# the one it is in, with no time estimate.
+PHASES = ("build the model and run the forward", "draw the heatmaps and statistics")
 COLORSCALES = ["Viridis", "Inferno", "Cividis", "RdBu", "Greys"]
 DISPLAY = ("reduction", "channel", "overlay", "opacity", "colorscale", "shared")
 
@@ -116,8 +119,10 @@ def on_run(*args: Any, progress: gr.Progress = gr.Progress()) -> tuple:
     estimate = check_run(t)
     precision = check_precision(rest[0] if rest else "fp32")
     weights = weights_for(config, mode, seed, checkpoint, progress)  # a download happens outside the slot
+    progress((0, len(PHASES)), desc=PHASES[0], unit="steps")  # while waiting for the run slot too
     with engine().slot():  # held from decoding to the statistics: the memory admitted covers all of it
         run, decoded = run_admitted(config, t, estimate, image_path, weights, precision)
+        progress((1, len(PHASES)), desc=PHASES[1], unit="steps")
         fig, note = heatmaps(run, t, reduction, channel, overlay, opacity, colorscale, shared)
         rows = stats_rows(run)
     status = run_status(run, decoded, t) + difference_text(run) + note

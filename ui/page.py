@@ -2,6 +2,8 @@
 (scrolling sideways on a narrow screen instead of squeezing their labels together), plot toolbars sit
 above the figure, and a phone sees the design's summary and views before the controls."""
 
+from collections import defaultdict
+
 # Each figure says in layout.meta.min_width how narrow it can be drawn without its labels touching
 # (resfpn.figures measures them). Gradio's Plot always autosizes to its box, so the box gets that
 # min-width and the block around it scrolls sideways.
@@ -51,3 +53,17 @@ CSS = """
 #preset input { padding-right: 2.2em; text-overflow: ellipsis; }
 .refusal { border-left: 4px solid #dc2626; padding-left: 0.6em; }
 """
+
+
+class _NoEstimate(defaultdict):
+    """Gradio's queue remembers each event's mean duration and shows it as a time estimate
+    ("10.4/0.6s" on a heavy run after light ones). Runs here differ by orders of magnitude (cached
+    or not, any design), so the page shows the phase it is in instead, and the queue no estimate."""
+
+    def __contains__(self, key: object) -> bool:
+        return False
+
+
+def no_time_estimates(demo) -> None:
+    """Call after ``demo.queue()``: the queue sends no estimated time (eta is None everywhere)."""
+    demo._queue.process_time_per_fn = _NoEstimate(demo._queue.process_time_per_fn.default_factory)
