@@ -224,3 +224,84 @@ def test_a_phone_sees_the_design_first_and_two_heatmaps_per_row(browser, served_
     _fits(page, "heat-plot")
     page.locator("#heat-plot").screenshot(path=str(ARTIFACTS / "phone-390-heatmaps.png"))
     page.context.close()
+
+
+def _file_text(page, elem_id: str) -> tuple[str, str]:
+    """(name, text) of the file a gr.File offers for download."""
+    link = page.locator(f"#{elem_id} a[download]").first
+    link.wait_for()
+    response = page.request.get(link.get_attribute("href"))
+    assert response.ok
+    return link.get_attribute("download"), response.text()
+
+
+def test_share_compare_and_fields_round_trips(browser, served_app, tmp_path):
+    """Share: a copied link opens the same design in a fresh page; the JSON file loads back; the
+    exported code is Python. Compare: swap and clear. Receptive fields: choosing a level redraws."""
+    page = open_page(browser, served_app + "?input_height=160&input_width=192", 1400)
+    page.locator("#skip").get_by_text("A — zero-pad").click()
+    page.wait_for_function("() => document.querySelector('#summary').innerText.includes('160×192 input')")
+    page.get_by_role("tab", name="Share", exact=True).click()
+    page.click("#copy-link")
+    page.wait_for_function("() => document.querySelector('#link textarea, #link input').value.includes('skip=A')")
+    link = page.input_value("#link textarea, #link input")
+    assert "input_height=160" in link and "input_width=192" in link
+
+    fresh = open_page(browser, link, 1400)
+    assert fresh.input_value("#input-height input[type=number]") == "160"
+    assert fresh.input_value("#input-width input[type=number]") == "192"
+    assert fresh.locator("#skip input[value=A]").is_checked()
+    fresh.context.close()
+
+    page.click("#download-design")
+    name, text = _file_text(page, "share-file")
+    design = json.loads(text)
+    assert name.endswith(".json") and design["input_height"] == 160 and design["skip"] == "A"
+    json_path = tmp_path / name
+    json_path.write_text(text)
+    page.click("#download-code")
+    page.wait_for_function("() => [...document.querySelectorAll('#share-file a[download]')]"
+                           ".some(a => a.getAttribute('download').endsWith('.py'))")
+    name, code = _file_text(page, "share-file")
+    compile(code, name, "exec")  # a Python file
+    assert "import torch" in code
+
+    loader = open_page(browser, served_app, 1400)  # the reference design, then the file
+    loader.get_by_role("tab", name="Share", exact=True).click()
+    loader.set_input_files("#open-design input[type=file]", str(json_path))
+    loader.wait_for_function("() => document.querySelector('#summary').innerText.includes('160×192 input')")
+    assert loader.locator("#skip input[value=A]").is_checked()
+    assert "Opened" in loader.inner_text("#share-note")
+    loader.context.close()
+
+    # Compare: pin (skip A), change B to skip B, swap, clear.
+    page.get_by_role("tab", name="Compare", exact=True).click()
+    page.click("#pin")
+    page.wait_for_function("() => document.querySelector('#pinned-note').innerText.includes('skip A')")
+    page.locator("#skip").get_by_text("B — projection").click()
+    page.wait_for_function("() => document.querySelector('#compare-summary').innerText.includes('A → B')")
+    page.click("#swap")
+    page.wait_for_function("() => document.querySelector('#pinned-note').innerText.includes('skip B')")
+    assert page.locator("#skip input[value=A]").is_checked()  # the controls took A's design
+    page.wait_for_function("() => document.querySelector('#compare-summary').innerText.includes('B → A')")
+    page.click("#clear-pin")
+    page.wait_for_function("() => document.querySelector('#pinned-note').innerText.includes('No design pinned')")
+    page.wait_for_function("() => document.querySelector('#compare-summary').innerText.includes('Pin the current design')")
+
+    # Receptive fields: run, click a point, then choose another level.
+    page.get_by_role("tab", name="Feature heatmaps", exact=True).click()
+    page.locator("#examples").get_by_role("button").first.click()
+    page.wait_for_selector("#image img")
+    page.click("#run")
+    page.wait_for_selector("#fields-image img")
+    page.locator("#fields-image img").scroll_into_view_if_needed()
+    box = page.locator("#fields-image img").bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+    page.wait_for_function("() => document.querySelector('#fields-status').innerText.includes('level P3')")
+    page.locator("#fields-level").get_by_text("C4", exact=True).click()
+    page.wait_for_function("() => document.querySelector('#fields-status').innerText.includes('level C4')")
+    page.wait_for_function("() => (document.querySelector('#fields-plot .js-plotly-plot').layout.title.text || '')"
+                           ".includes('Receptive fields')")
+    _fits(page, "fields-plot")
+    page.screenshot(path=str(ARTIFACTS / "share-compare-fields.png"), full_page=True)
+    page.context.close()
