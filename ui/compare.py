@@ -21,7 +21,7 @@ COLUMN_PX = 760  # about an architecture map's measured width
 
 
 def _comparison(pinned: dict, values: list[Any], image=None, weights=None):
-    from resfpn import compare
+    from resfpn.analysis import compare
 
     extra = {"weights": weights} if weights is not None else {}
     return compare.compare(pinned, design_dict(values), image, engine=engine() if image is not None else None,

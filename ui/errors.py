@@ -20,7 +20,7 @@ from typing import Any
 import gradio as gr
 from gradio.context import LocalContext
 
-from resfpn.config import LABELS
+from resfpn.model.config import LABELS
 
 from .controls import TABLE
 

@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..formatting import format_count, format_range, format_shape
-from ..records import Trace
+from ..shapes.records import Trace
 from ._measure import text_size
 from ._style import GRID, INK, LEVEL_COLOR, MUTED, OFF, PART_LABEL, card_layout, short_number
 

@@ -11,8 +11,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..config import LEVEL_STRIDE
-from ..records import Trace
+from ..model.config import LEVEL_STRIDE
+from ..shapes.records import Trace
 from ._measure import text_size
 from ._style import INK, MUTED, card_layout, hidden_axes, wrap
 
