@@ -168,12 +168,35 @@ def _fits(page, elem_id: str) -> None:
     assert found["out"] == [] and found["overlaps"] == [] and found["tiny"] == [], f"{elem_id}: {found}"
 
 
+def _choose(page, elem_id: str, label: str) -> None:
+    """Click a radio choice, unfolding its accordion first where it is folded (a phone)."""
+    choice = page.locator(f"#{elem_id}").get_by_text(label)
+    if not choice.is_visible():
+        page.locator("#controls .label-wrap").filter(has_text="Backbone").click()
+    choice.click()
+
+
+def _phone_first_screen(page) -> None:
+    """At 390×844 the summary and the current view are on the first screen; the controls come
+    after them, folded."""
+    tops = page.evaluate("() => Object.fromEntries(['#summary', '#views', '#arch-plot', '#controls'].map("
+                         "s => [s, document.querySelector(s).getBoundingClientRect().top]))")
+    assert tops["#summary"] < 844 and tops["#views"] < 844 and tops["#arch-plot"] < 700, tops
+    assert tops["#controls"] > tops["#arch-plot"]
+    page.wait_for_function("() => document.querySelectorAll('#controls .label-wrap.open').length === 0")
+    page.screenshot(path=str(ARTIFACTS / "phone-390-first-screen.png"))
+
+
 @pytest.mark.parametrize("width", WIDTHS)
 def test_figures_fit_their_text(browser, served_app, width):
-    """Each figure at 390, 768 and 1400 px (768 in dark mode): no text leaves its plot or overlaps
-    other text, and none is under 10 px."""
-    dark = width == 768
-    page = open_page(browser, served_app + "?input_height=128&input_width=128", width, dark=dark)
+    """Each figure at 390 (a phone: 390×844), 768 (dark) and 1400 px: no text leaves its plot or
+    overlaps other text, and none is under 10 px; a phone sees the design first and two heatmaps
+    per row."""
+    dark, phone = width == 768, width == 390
+    page = open_page(browser, served_app + "?input_height=128&input_width=128", width, 844 if phone else 900,
+                     dark=dark, **(dict(is_mobile=True, has_touch=True) if phone else {}))
+    if phone:
+        _phone_first_screen(page)
     for tab, elem_id in [("Architecture", "arch-plot"), ("Residual blocks", "block-plot"), ("Levels", "bars-plot")]:
         page.get_by_role("tab", name=tab, exact=True).click()
         page.wait_for_selector(f"#{elem_id} .js-plotly-plot .main-svg text")
@@ -188,41 +211,22 @@ def test_figures_fit_their_text(browser, served_app, width):
     page.wait_for_timeout(300)
     _fits(page, "heat-plot")
     page.locator("#heat-plot").screenshot(path=str(ARTIFACTS / f"fit-heat-plot-{width}{'-dark' if dark else ''}.png"))
+    if phone:
+        columns = page.eval_on_selector("#heat-plot .js-plotly-plot", """gd => new Set(gd._fullData
+            .filter(d => d.type === 'heatmap').map(d => gd._fullLayout[d.xaxis.replace('x', 'xaxis')].domain)
+            .map(([a, b]) => Math.round((a + b) * 10))).size""")  # column centres
+        assert columns == 2
+        assert page.eval_on_selector("#heat-plot .js-plotly-plot", "gd => gd.getBoundingClientRect().width") <= 390
     page.get_by_role("tab", name="Compare", exact=True).click()
     page.click("#pin")
     page.wait_for_function("() => document.querySelector('#pinned-note').innerText.includes('pinned')")
-    page.locator("#skip").get_by_text("A — zero-pad").click()
+    _choose(page, "skip", "A — zero-pad")
     page.wait_for_function("() => document.querySelector('#compare-summary').innerText.includes('skip')")
     page.wait_for_selector("#compare-arch-b .js-plotly-plot .main-svg text")
     page.wait_for_timeout(300)
     for elem_id in ("compare-arch-a", "compare-arch-b"):
         _fits(page, elem_id)
     page.screenshot(path=str(ARTIFACTS / f"fit-compare-{width}{'-dark' if dark else ''}.png"), full_page=True)
-    page.context.close()
-
-
-def test_a_phone_sees_the_design_first_and_two_heatmaps_per_row(browser, served_app):
-    page = open_page(browser, served_app + "?input_height=128&input_width=128", 390, 844, is_mobile=True,
-                     has_touch=True)
-    tops = page.evaluate("() => Object.fromEntries(['#summary', '#views', '#arch-plot', '#controls'].map("
-                         "s => [s, document.querySelector(s).getBoundingClientRect().top]))")
-    assert tops["#summary"] < 844 and tops["#views"] < 844 and tops["#arch-plot"] < 700, tops  # the first screen
-    assert tops["#controls"] > tops["#arch-plot"]
-    page.wait_for_function("() => document.querySelectorAll('#controls .label-wrap.open').length === 0")
-    page.screenshot(path=str(ARTIFACTS / "phone-390-first-screen.png"))
-    page.get_by_role("tab", name="Feature heatmaps", exact=True).click()
-    page.locator("#examples").get_by_role("button").first.click()
-    page.wait_for_selector("#image img")
-    page.click("#run")
-    page.wait_for_function("() => document.querySelectorAll('#heat-plot .heatmaplayer image').length >= 9")
-    columns = page.eval_on_selector("#heat-plot .js-plotly-plot", """gd => new Set(gd._fullData
-        .filter(d => d.type === 'heatmap').map(d => gd._fullLayout[d.xaxis.replace('x', 'xaxis')].domain)
-        .map(([a, b]) => Math.round((a + b) * 10))).size""")  # column centres
-    assert columns == 2
-    width = page.eval_on_selector("#heat-plot .js-plotly-plot", "gd => gd.getBoundingClientRect().width")
-    assert width <= 390
-    _fits(page, "heat-plot")
-    page.locator("#heat-plot").screenshot(path=str(ARTIFACTS / "phone-390-heatmaps.png"))
     page.context.close()
 
 
