@@ -14,7 +14,7 @@ import re
 LINE_HEIGHT = 1.3  # Plotly's line spacing, in em
 _NARROW = set("iljI.,:;'|!()[]{} ") | {"·", "…"}
 _SEMI = set("frt1-/\"")
-_WIDE = set("mwMW@%⊕≠✗✓—→×") | {"ReLU"[0]}
+_WIDE = set("mwMW@%⊕≠✗✓—→×")
 _UPPER = set("ABCDEFGHJKLNOPQRSTUVXYZ")
 _TAG = re.compile(r"<(/?)(\w+)([^>]*)>")
 _SIZE = re.compile(r"font-size:\s*([0-9.]+)px")
@@ -28,7 +28,7 @@ def _char_em(ch: str) -> float:
     if ch in _WIDE:
         return 0.90
     if ch in _UPPER or ch.isdigit():
-        return 0.68 if ch in _UPPER else 0.58
+        return 0.72 if ch in _UPPER else 0.58
     return 0.58
 
 

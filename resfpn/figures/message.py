@@ -6,7 +6,7 @@ import textwrap
 
 import plotly.graph_objects as go
 
-from ._style import BAD, FONT, INK, PAPER
+from ._style import FONT, INK, PAPER
 
 
 def message_figure(title: str, message: str, width: int = 60) -> go.Figure:
@@ -18,7 +18,7 @@ def message_figure(title: str, message: str, width: int = 60) -> go.Figure:
         margin=dict(l=16, r=16, t=16, b=16), xaxis=dict(visible=False), yaxis=dict(visible=False),
         annotations=[dict(text=f"<b>{_escape(title)}</b><br><br>{body}", x=0, y=1, xref="paper", yref="paper",
                           xanchor="left", yanchor="top", align="left", showarrow=False,
-                          font=dict(color=INK, size=14), bordercolor=BAD, borderwidth=0)],
+                          font=dict(color=INK, size=14))],
     ))
     return fig
 
