@@ -162,6 +162,22 @@ def get_source(name: str) -> Source:
     return SOURCES[name]
 
 
+def fitting_names(config: Config) -> list[str]:
+    """Every weights name a run of ``config`` accepts: 'random', the families with a source that
+    fits, and the fitting sources themselves.
+
+    >>> fitting_names(Config.preset("resnet18"))
+    ['random', 'imagenet', 'imagenet-resnet18']
+    """
+    fitting = [s for s in SOURCES.values() if fit(config, s).fits]
+    families = [f for f in FAMILIES if any(s.family == f for s in fitting)]
+    return ["random", *families, *(s.name for s in fitting)]
+
+
+def _names_that_fit(config: Config) -> str:
+    return f" Names that fit this design: {', '.join(fitting_names(config))}."
+
+
 @dataclass(frozen=True)
 class Fit:
     """Whether ``source`` fits a design, and the changes that would make it fit."""
@@ -222,9 +238,12 @@ def resolve(name: str, config: Config) -> Source:
         closest = sorted(fits, key=lambda f: len(f.changes))[:3]
         raise WeightsDontFit(
             f"no published {FAMILIES[name]} weights fit this design. Closest: "
-            + " | ".join(f"{f.source.name}: {f.reason()}" for f in closest)
+            + " | ".join(f"{f.source.name}: {f.reason()}" for f in closest) + "." + _names_that_fit(config)
         )
-    return get_source(name)
+    try:
+        return get_source(name)
+    except NoSuchSource as err:
+        raise NoSuchSource(f"{err}.{_names_that_fit(config)}") from None
 
 
 class WeightsDontFit(ValueError):
@@ -238,7 +257,7 @@ def require_fit(config: Config, source: Source) -> None:
         fix = ", ".join(f"{k}={v!r}" for k, v in f.changes.items())
         raise WeightsDontFit(
             f"{source.name} ({source.where}) does not fit this design: it {f.reason()}. "
-            f"Fix: change {fix}, or choose weights that fit (see weight_choices)."
+            f"Fix: change {fix}, or choose weights that fit.{_names_that_fit(config)}"
         )
 
 

@@ -197,7 +197,8 @@ def wire(c: dict[str, Any], controls: list[gr.components.Component], theme: gr.c
     display_fn = themed(on_display, {0: "heatmaps"}, lambda args, out: args[0]["config"] if args[0] else None)
     run = c["run"].click(run_fn, [*controls, c["image"], c["weights"], c["seed"], c["checkpoint"], *display,
                                   c["precision"], theme],
-                   [c["plot"], c["stats"], c["status"], c["state"]], api_name="run", concurrency_id="model",
+                   [c["plot"], c["stats"], c["status"], c["state"]], api_name="run", api_visibility="undocumented",
+                   concurrency_id="model",
                    concurrency_limit=1)
     gr.on([d.input for d in display], display_fn, [c["state"], *display, theme], [c["plot"], c["status"]],
           api_visibility="private", trigger_mode="always_last", concurrency_id="display", concurrency_limit=2)

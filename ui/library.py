@@ -28,6 +28,8 @@ ASSETS = Path(__file__).resolve().parents[1] / "assets"
 EXAMPLES = sorted((ASSETS / "examples").glob("*.jpg"))
 LIMITS = Limits.from_env()
 QUEUE_SIZE = int(os.environ.get("RESFPN_QUEUE_SIZE", "16"))
+# Uploads (images and checkpoints) up to this size; Gradio streams them to disk as they arrive.
+MAX_UPLOAD_BYTES = int(float(os.environ.get("RESFPN_MAX_UPLOAD_MB", "512")) * 2**20)
 
 _engine: Engine | None = None
 _engine_lock = threading.Lock()
@@ -157,15 +159,27 @@ def weights_for(config: Config, mode: str | None, seed: Any = 0, checkpoint: str
         return Weights.from_file(checkpoint, seed=seed)
     if mode == "random":
         return Weights(seed=seed)
+    source = published_source(config, mode)
     try:
-        source = pretrained.resolve(mode, config)
-        pretrained.require_fit(config, source)
         download.fetch(source, _progress_callback(progress))
-    except (pretrained.NoSuchSource, pretrained.WeightsDontFit, download.CorruptFile) as err:
+    except download.CorruptFile as err:
         raise refuse(str(err), "Weights refused") from None
     except download.WeightsUnavailable as err:
         raise refuse(str(err), "Weights not available") from None
     return Weights(seed=seed, source=source.name)
+
+
+def published_source(config: Config, name: str):
+    """The published source ``name`` ("imagenet", "coco" or a source name) picks for ``config``,
+    without fetching it; refused (naming the weights that fit) when unknown or not fitting."""
+    from resfpn import pretrained
+
+    try:
+        source = pretrained.resolve(name, config)
+        pretrained.require_fit(config, source)
+    except (pretrained.NoSuchSource, pretrained.WeightsDontFit) as err:
+        raise refuse(str(err), "Weights refused") from None
+    return source
 
 
 def _seed(value: Any) -> int:
