@@ -106,6 +106,7 @@ if __name__ == "__main__":
     demo.launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         max_file_size=MAX_UPLOAD_BYTES,  # real checkpoints: torchvision's Faster R-CNN file is 160 MB
+        show_error=True,  # an error Gradio raises before our code (e.g. a malformed file) keeps its message
         app_kwargs={"middleware": [Middleware(FillDefaults, endpoints=api.ENDPOINTS)]},
         mcp_server=os.environ.get("GRADIO_MCP_SERVER", "1").lower() not in ("0", "false"),
     )

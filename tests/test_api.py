@@ -92,6 +92,6 @@ def test_ui_endpoints_answer_empty_values_readably(client):
     values = app_module.controls_from_config(Config())
     values[0] = None  # input height left empty by an API caller
     with pytest.raises(AppError, match="input height is empty"):
-        client.predict(*values, api_name="/trace")
+        client.predict(*values, "light", api_name="/trace")  # the page's event: every input, the theme last
     with pytest.raises(AppError, match="preset=None: unknown preset"):
-        client.predict(None, api_name="/preset")
+        client.predict(None, "light", api_name="/preset")

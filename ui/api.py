@@ -4,7 +4,8 @@ assistant reads about each argument and what comes back.
 Gradio reads each argument's description from one docstring line and joins the lines after
 ``Returns:`` with commas, so every argument is described on one line and ``Returns:`` is one
 line too (they run past the usual width on purpose). ``request`` is Gradio's own and not part
-of the API.
+of the API. Images are typed ``gr.FileData | None`` so Gradio hands them over as sent and
+``uploaded_path`` accepts only files uploaded here (Gradio would otherwise download any URL).
 """
 
 from __future__ import annotations
@@ -34,11 +35,11 @@ def _weights_mode(weights: Any) -> str:
     return weights
 
 
-def _required(**values: Any) -> None:
+def _required(why: str = "", **values: Any) -> None:
     """Refuse a call that left out a required argument, naming it (plain REST may send fewer values)."""
     missing = [name for name, value in values.items() if value is None]
     if missing:
-        raise refuse(f"missing required argument(s): {', '.join(missing)}. See /gradio_api/info for each "
+        raise refuse(f"missing required argument(s): {', '.join(missing)}.{why} See /gradio_api/info for each "
                      "argument's meaning and default.", "Argument missing")
 
 
@@ -128,13 +129,13 @@ def _run_into(report: dict, cfg, t, image, precision: str, mode: str) -> None:
 
 
 @answers
-def receptive_field(config: dict, image: gr.FileData, x: int, y: int, weights: str = "random",
+def receptive_field(config: dict, image: gr.FileData | None, x: int, y: int, weights: str = "random",
                     request: gr.Request = None) -> dict | str:
     """Where one point of the input image is seen: per level, the cell covering the point, its exact theoretical receptive field and its effective receptive field (Luo et al., 2016).
 
     Args:
         config: Required. The design's fields as a JSON object, as for /analyze.
-        image: Required. The image file; it is resized to the design's input size first.
+        image: Required. The image file (uploaded to this server); it is resized to the design's input size first.
         x: Required. The point's column in pixels of the resized image (0 <= x < input_width).
         y: Required. The point's row in pixels of the resized image (0 <= y < input_height).
         weights: "random" (the default), "imagenet", "coco" or a source name, as for /analyze; the effective field depends on the weights, the theoretical one does not.
@@ -143,7 +144,8 @@ def receptive_field(config: dict, image: gr.FileData, x: int, y: int, weights: s
     """
     from resfpn.effective import PointError, check_point, image_fields
 
-    _required(config=config, image=image, x=x, y=y)
+    _required(" An image is needed: the effective field is measured on it." if image is None else "",
+              config=config, image=image, x=x, y=y)
     x, y = _whole("x", x), _whole("y", y)
     cfg = checked_config(config).replace(batch=1)
     mode = _weights_mode(weights)

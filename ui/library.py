@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -132,14 +133,22 @@ def decode(image_path: str | None) -> Decoded:
 
 
 def uploaded_path(image: Any) -> str:
-    """gr.api hands inputs over unprocessed: accept only files uploaded to this server."""
-    path = image.get("path") if isinstance(image, dict) else None
+    """gr.api hands inputs over unprocessed: accept only files uploaded to this server, as a FileData
+    (gradio_client's handle_file) or as this server's own file URL (what MCP clients send after
+    uploading); nothing is fetched from elsewhere."""
+    path = image.get("path") if isinstance(image, dict) else image
+    if isinstance(path, str) and _FILE_ROUTE in path:
+        path = urllib.parse.unquote(path.split(_FILE_ROUTE, 1)[1])
     if not isinstance(path, str):
-        raise refuse("image must be a file sent with gradio_client.handle_file(path)", "Image refused")
+        raise refuse("image must be a file sent with gradio_client.handle_file(path), or the URL of a file "
+                     "uploaded to this server", "Image refused")
     resolved = Path(path).resolve()
     if not resolved.is_relative_to(Path(get_upload_folder()).resolve()) or not resolved.is_file():
         raise refuse("image was not uploaded to this server", "Image refused")
     return str(resolved)
+
+
+_FILE_ROUTE = "/gradio_api/file="
 
 
 def weights_for(config: Config, mode: str | None, seed: Any = 0, checkpoint: str | None = None,
