@@ -26,6 +26,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from .digests import remember, sha256_file
 from .pretrained import Source
 
 # progress(done_bytes, total_bytes or None, description); the app passes a gr.Progress adapter.
@@ -102,11 +103,8 @@ def torch_checkpoints_dir() -> Path:
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """The file's sha256, hashed once per (path, size, mtime) (``resfpn.digests``)."""
+    return sha256_file(path)
 
 
 def _lock_for(key: str) -> threading.Lock:
@@ -318,6 +316,7 @@ def _download_torch_file(source: Source, progress: Progress | None, timeout: flo
             raise CorruptFile(f"downloaded {source.url} is not the published file: sha256 {digest.hexdigest()[:16]}… "
                               f"does not start with {prefix}; it was discarded")
         os.replace(tmp, dest)
+        remember(dest, digest.hexdigest())  # hashed as it streamed: later uses do not read it again
     except (WeightsUnavailable, CorruptFile):
         raise
     except (urllib.error.URLError, OSError, ValueError) as err:

@@ -107,7 +107,7 @@ def run_admitted(config: Config, t: Trace, estimate: int, image_path: str | None
     """Decode, admit and run one image. The caller holds ``engine().slot()`` from here until it is
     done with the run's levels (statistics, maps), so the memory admitted covers that work too."""
     decoded = decode(image_path)
-    admit(t, estimate, decoded)
+    admit(t, estimate + weights.load_bytes, decoded)  # a checkpoint's tensors are held while it loads
     try:
         return engine().run(config, decoded.image, weights, precision), decoded
     except weights_errors() as err:
@@ -165,6 +165,10 @@ def weights_for(config: Config, mode: str | None, seed: Any = 0, checkpoint: str
         if not checkpoint:
             raise refuse("Upload a checkpoint (.pth or .safetensors, torchvision layout) first, or choose "
                          "another weights option.", "No checkpoint")
+        size = Path(checkpoint).stat().st_size
+        if size > LIMITS.memory_budget:
+            raise refuse(f"checkpoint {Path(checkpoint).name} is {size / 2**20:,.0f} MiB, above this server's memory "
+                         f"budget of {LIMITS.memory_budget / 2**20:,.0f} MiB for loading it", "Checkpoint refused")
         return Weights.from_file(checkpoint, seed=seed)
     if mode == "random":
         return Weights(seed=seed)
