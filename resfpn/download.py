@@ -290,7 +290,19 @@ def check_torch_file(path: Path, prefix: str) -> None:
         raise CorruptFile(message, (path,))
 
 
+def torchvision_url(source: Source) -> str:
+    """``source.url``, or the same file under ``RESFPN_TORCHVISION_URL`` (a mirror of
+    download.pytorch.org/models/, read at call time) when that is set."""
+    from .pretrained import TORCHVISION_URL
+
+    mirror = os.environ.get("RESFPN_TORCHVISION_URL", "").strip()
+    if mirror and source.url and source.url.startswith(TORCHVISION_URL):
+        return mirror.rstrip("/") + "/" + source.url[len(TORCHVISION_URL):]
+    return source.url or ""
+
+
 def _download_torch_file(source: Source, progress: Progress | None, timeout: float) -> Path:
+    url = torchvision_url(source)
     dest = torch_checkpoints_dir() / source.filename
     dest.parent.mkdir(parents=True, exist_ok=True)
     prefix = _expected_prefix(source)
@@ -298,22 +310,24 @@ def _download_torch_file(source: Source, progress: Progress | None, timeout: flo
     digest, done = hashlib.sha256(), 0
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{source.filename}.", suffix=".partial")
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(source.url, timeout=min(timeout, STALL_S)) as response:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=min(timeout, STALL_S)) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
             if total and total > source.max_bytes:
-                raise WeightsUnavailable(f"{source.url} announces {total:,} bytes; refused above {source.max_bytes:,}")
-            while chunk := response.read(_CHUNK):
+                raise WeightsUnavailable(f"{url} announces {total:,} bytes; refused above {source.max_bytes:,}")
+            # read1: whatever has arrived (up to 1 MiB), so progress, the deadline and a cancel are
+            # seen while a slow server trickles, not once per full MiB
+            while chunk := response.read1(_CHUNK):
                 done += len(chunk)
                 if done > source.max_bytes:
-                    raise WeightsUnavailable(f"{source.url}: refused, the download passed {source.max_bytes:,} bytes")
+                    raise WeightsUnavailable(f"{url}: refused, the download passed {source.max_bytes:,} bytes")
                 if time.monotonic() > deadline:
-                    raise WeightsUnavailable(f"{source.url}: the download did not finish in {timeout:.0f} s and was stopped")
+                    raise WeightsUnavailable(f"{url}: the download did not finish in {timeout:.0f} s and was stopped")
                 out.write(chunk)
                 digest.update(chunk)
                 if progress:
                     progress(done, total, f"downloading {source.filename}")
         if not digest.hexdigest().startswith(prefix):
-            raise CorruptFile(f"downloaded {source.url} is not the published file: sha256 {digest.hexdigest()[:16]}… "
+            raise CorruptFile(f"downloaded {url} is not the published file: sha256 {digest.hexdigest()[:16]}… "
                               f"does not start with {prefix}; it was discarded")
         os.replace(tmp, dest)
         remember(dest, digest.hexdigest())  # hashed as it streamed: later uses do not read it again
@@ -321,7 +335,7 @@ def _download_torch_file(source: Source, progress: Progress | None, timeout: flo
         raise
     except (urllib.error.URLError, OSError, ValueError) as err:
         raise WeightsUnavailable(
-            f"{source.filename} could not be downloaded from {source.url} and is not cached in {dest.parent} "
+            f"{source.filename} could not be downloaded from {url} and is not cached in {dest.parent} "
             f"({type(err).__name__}: {_first_line(err)}). Pre-download it where the network is reachable: "
             f"{download_command(source)}"
         ) from None

@@ -152,11 +152,10 @@ _FILE_ROUTE = "/gradio_api/file="
 
 
 def weights_for(config: Config, mode: str | None, seed: Any = 0, checkpoint: str | None = None,
-                progress: gr.Progress | None = None) -> Weights:
+                progress: gr.Progress | None = None, who: str | None = None) -> Weights:
     """The weights a run uses: "random", "upload" (a file), a published source's name, or the
     API's short names "imagenet" / "coco". A published file is fetched first (from the cache, or
     downloaded with progress); a source that does not fit the design is refused, never half loaded."""
-    from resfpn import download, pretrained
     from resfpn.engine import Weights
 
     seed = _seed(seed)
@@ -173,13 +172,45 @@ def weights_for(config: Config, mode: str | None, seed: Any = 0, checkpoint: str
     if mode == "random":
         return Weights(seed=seed)
     source = published_source(config, mode)
+    fetch_shared(source, who or f"call-{threading.get_ident()}-{id(config)}", progress)
+    return Weights(seed=seed, source=source.name)
+
+
+def fetch_shared(source, who: str, progress: gr.Progress | None = None):
+    """The local file of published ``source``: cached, or downloaded by the server's one shared
+    download of it (``resfpn.download_jobs``), waited for here with progress; ``who`` (a session)
+    may stop waiting with ``cancel_downloads``. Returns the path."""
+    from resfpn import download
+    from resfpn.download_jobs import DOWNLOADS
+
     try:
-        download.fetch(source, _progress_callback(progress))
+        cached = download.cached_path(source)
     except download.CorruptFile as err:
         raise refuse(str(err), "Weights refused") from None
-    except download.WeightsUnavailable as err:
-        raise refuse(str(err), "Weights not available") from None
-    return Weights(seed=seed, source=source.name)
+    if cached is not None:
+        return cached
+    job = DOWNLOADS.join(source, who)
+    try:
+        while not job.wait(0.5):
+            if who not in job.waiters:
+                raise refuse(f"Download of {source.name} cancelled; {job.status()}.", "Download cancelled")
+            if progress is not None:
+                progress((job.done, job.total or source.bytes), desc=job.status(), unit="bytes")
+    finally:
+        DOWNLOADS.leave(job, who)
+    if isinstance(job.error, download.CorruptFile):
+        raise refuse(str(job.error), "Weights refused")
+    if job.error is not None:
+        raise refuse(str(job.error), "Weights not available")
+    return job.path
+
+
+def cancel_downloads(who: str) -> str:
+    """The page's Cancel: ``who`` stops waiting; a download nobody else waits for stops."""
+    from resfpn.download_jobs import DOWNLOADS
+
+    left = DOWNLOADS.leave_all(who)
+    return "Download cancelled." if left else "No download was running for this page."
 
 
 def published_source(config: Config, name: str):
@@ -203,12 +234,6 @@ def _seed(value: Any) -> int:
     if not 0 <= seed < 2**32:
         raise refuse(f"seed={seed}: choose a whole number from 0 to {2**32 - 1}", "Seed refused")
     return seed
-
-
-def _progress_callback(progress: gr.Progress | None):
-    if progress is None:
-        return None
-    return lambda done, total, desc: progress((done, total), desc=desc)
 
 
 def weights_errors() -> tuple[type[Exception], ...]:
