@@ -155,15 +155,41 @@ def _cache_where(source: Source) -> str:
 # -- the Hugging Face Hub ----------------------------------------------------------------------
 
 
+def hub_endpoint() -> str | None:
+    """``HF_ENDPOINT`` as set now (huggingface_hub reads it once, at import)."""
+    return os.environ.get("HF_ENDPOINT") or None
+
+
 def _cached_hub_file(source: Source) -> Path | None:
     from huggingface_hub import hf_hub_download
 
     try:
-        path = hf_hub_download(source.repo_id, source.filename, cache_dir=hub_cache_dir(), local_files_only=True)
+        path = hf_hub_download(source.repo_id, source.filename, cache_dir=hub_cache_dir(), local_files_only=True,
+                               revision=source.revision)
     except (FileNotFoundError, OSError, ValueError):  # LocalEntryNotFoundError is a FileNotFoundError
         return None
     check_hub_blob(Path(path))
+    check_pins(Path(path), source)
     return Path(path)
+
+
+def check_pins(path: Path, source: Source) -> None:
+    """A pinned Hub file must have the pinned size and sha256 (hashed once per file, ``resfpn.digests``).
+
+    Raises:
+        CorruptFile: naming the file, the pinned and the actual values.
+    """
+    if not source.sha256:
+        return
+    size = path.stat().st_size
+    if size != source.bytes:
+        raise CorruptFile(f"{path} is {size:,} bytes, but {source.repo_id}@{source.revision} pins "
+                          f"{source.bytes:,}. It is not used. Delete it and download it again.", (path, path.resolve()))
+    actual = sha256_of(path)
+    if actual != source.sha256:
+        raise CorruptFile(f"{path} has sha256 {actual[:16]}…, but {source.repo_id}@{source.revision} pins "
+                          f"{source.sha256[:16]}…. It is not used. Delete it and download it again.",
+                          (path, path.resolve()))
 
 
 def check_hub_blob(path: Path) -> None:
@@ -232,14 +258,25 @@ def _download_hub_file(source: Source, progress: Progress | None, timeout: float
     cache = hub_cache_dir()
     try:
         # One HEAD, not retried: hf_hub_download itself retries an unreachable Hub with backoff (~25 s).
-        info = get_hf_file_metadata(hf_hub_url(source.repo_id, source.filename), timeout=min(timeout, STALL_S))
+        from huggingface_hub import constants
+
+        # Our deadline, size cap and cancel ride on the progress bar. hf_xet transfers do not drive it,
+        # so these downloads go over plain HTTP (the Hub serves both; checked in the tests); and the
+        # plain transfer reports once per DOWNLOAD_CHUNK_SIZE (10 MiB), so it reports every 64 KiB here.
+        constants.HF_HUB_DISABLE_XET = True
+        constants.DOWNLOAD_CHUNK_SIZE = 64 * 1024
+        url = hf_hub_url(source.repo_id, source.filename, revision=source.revision, endpoint=hub_endpoint())
+        info = get_hf_file_metadata(url, timeout=min(timeout, STALL_S))
+        if source.revision and info.commit_hash and info.commit_hash != source.revision:
+            raise CorruptFile(f"{what}: the Hub answered commit {info.commit_hash}, not the pinned {source.revision}")
         if info.size is not None and info.size > source.max_bytes:
             raise WeightsUnavailable(f"{what} is {info.size:,} bytes on the Hub; refused above "
                                      f"{source.max_bytes:,} bytes (published about {source.bytes:,})")
         bar = _bar_factory(progress, time.monotonic() + timeout, source.max_bytes, what)
         path = Path(hf_hub_download(source.repo_id, source.filename, cache_dir=cache, tqdm_class=bar,
-                                    etag_timeout=min(timeout, STALL_S)))
-    except WeightsUnavailable:
+                                    etag_timeout=min(timeout, STALL_S), revision=source.revision,
+                                    endpoint=hub_endpoint()))
+    except (WeightsUnavailable, CorruptFile):
         raise
     except Exception as err:  # httpx / huggingface_hub raise many types for "unreachable"
         raise WeightsUnavailable(
@@ -247,7 +284,13 @@ def _download_hub_file(source: Source, progress: Progress | None, timeout: float
             f"({type(err).__name__}: {_first_line(err)}). Pre-download it where the Hub is reachable: "
             f"{download_command(source)}"
         ) from None
-    check_hub_blob(path)
+    try:
+        check_hub_blob(path)
+        check_pins(path, source)
+    except CorruptFile as err:  # what came is not what was pinned: nothing of it stays in the cache
+        for p in err.paths:
+            Path(p).unlink(missing_ok=True)
+        raise CorruptFile(f"downloaded {what} was discarded: {err}") from None
     if progress:
         progress(path.stat().st_size, path.stat().st_size, f"downloaded {what}")
     return path

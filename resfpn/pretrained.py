@@ -58,12 +58,22 @@ class Source:
     repo_id: str | None = None  # Hugging Face Hub repository (ImageNet sources)
     url: str | None = None  # torchvision's URL (COCO sources); its file name carries a sha256 prefix
     trained: str = "backbone"  # which parts the file trains: "backbone" or "backbone + FPN"
+    # Pins of a Hub file: the commit it is fetched at and its sha256 (its size is ``bytes``, exact
+    # once pinned). None: resolved on the moving "main" and checked against its blob name only,
+    # because the published values could not be read where this was written (no Hub access).
+    revision: str | None = None
+    sha256: str | None = None
     bn_eps: float | None = None  # torchvision sets BN eps to this after loading (0.0 for its COCO_V1 sets)
 
     @property
     def where(self) -> str:
         """The exact source a label names: a Hub repository id or a checkpoint file name."""
         return self.repo_id if self.repo_id else self.filename
+
+    @property
+    def pinned(self) -> bool:
+        """True when the file is fixed by commit, sha256 and size (Hub), or by its name's sha256 prefix (torchvision)."""
+        return bool(self.url) or bool(self.revision and self.sha256)
 
     @property
     def max_bytes(self) -> int:
