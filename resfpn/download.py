@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 import threading
 import time
 import urllib.error
@@ -344,37 +343,85 @@ def torchvision_url(source: Source) -> str:
     return source.url or ""
 
 
+PARTIAL_MAX_AGE_S = 24 * 3600.0  # a partial file untouched this long is stale: removed, never resumed
+
+
+def partial_path(source: Source) -> Path:
+    """Where an unfinished torchvision download waits to be resumed (never loaded: not its final name)."""
+    return torch_checkpoints_dir() / f".{source.filename}.partial"
+
+
+def remove_stale_partials(folder: Path, max_age_s: float = PARTIAL_MAX_AGE_S) -> list[Path]:
+    """Delete ``.*.partial`` files in ``folder`` untouched for ``max_age_s``; returns what was removed."""
+    removed = []
+    now = time.time()
+    for path in folder.glob(".*.partial"):
+        try:
+            if now - path.stat().st_mtime > max_age_s:
+                path.unlink()
+                removed.append(path)
+        except OSError:
+            pass
+    return removed
+
+
 def _download_torch_file(source: Source, progress: Progress | None, timeout: float) -> Path:
+    """Stream ``source`` into its partial file, resuming with an HTTP Range request where a previous
+    transfer stopped (a server that ignores Range sends the whole file: it is started again). The
+    file gets its final name only once its sha256 matches; an interrupted transfer keeps its
+    partial file for the next try, a wrong or oversized one loses it."""
     url = torchvision_url(source)
     dest = torch_checkpoints_dir() / source.filename
     dest.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_partials(dest.parent)
     prefix = _expected_prefix(source)
     deadline = time.monotonic() + timeout
-    digest, done = hashlib.sha256(), 0
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{source.filename}.", suffix=".partial")
+    partial = partial_path(source)
+    have = partial.stat().st_size if partial.is_file() else 0
+    keep = True  # whether the partial file is worth resuming if this transfer stops
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=min(timeout, STALL_S)) as response:
-            total = int(response.headers.get("Content-Length") or 0) or None
+        request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+        with urllib.request.urlopen(request, timeout=min(timeout, STALL_S)) as response:
+            resumed = have > 0 and response.status == 206
+            digest, done = hashlib.sha256(), 0
+            if resumed:
+                with open(partial, "rb") as f:  # the bytes already here count towards the digest
+                    while piece := f.read(_CHUNK):
+                        digest.update(piece)
+                done = have
+            length = int(response.headers.get("Content-Length") or 0) or None
+            total = (done + length) if length else None
             if total and total > source.max_bytes:
+                keep = False
                 raise WeightsUnavailable(f"{url} announces {total:,} bytes; refused above {source.max_bytes:,}")
-            # read1: whatever has arrived (up to 1 MiB), so progress, the deadline and a cancel are
-            # seen while a slow server trickles, not once per full MiB
-            while chunk := response.read1(_CHUNK):
-                done += len(chunk)
-                if done > source.max_bytes:
-                    raise WeightsUnavailable(f"{url}: refused, the download passed {source.max_bytes:,} bytes")
-                if time.monotonic() > deadline:
-                    raise WeightsUnavailable(f"{url}: the download did not finish in {timeout:.0f} s and was stopped")
-                out.write(chunk)
-                digest.update(chunk)
-                if progress:
-                    progress(done, total, f"downloading {source.filename}")
+            with open(partial, "ab" if resumed else "wb") as out:
+                # read1: whatever has arrived (up to 1 MiB), so progress, the deadline and a cancel
+                # are seen while a slow server trickles, not once per full MiB
+                while chunk := response.read1(_CHUNK):
+                    done += len(chunk)
+                    if done > source.max_bytes:
+                        keep = False
+                        raise WeightsUnavailable(f"{url}: refused, the download passed {source.max_bytes:,} bytes")
+                    out.write(chunk)
+                    digest.update(chunk)
+                    if progress:
+                        progress(done, total, f"downloading {source.filename}")
+                    if time.monotonic() > deadline:
+                        raise WeightsUnavailable(
+                            f"{url}: the download did not finish in {timeout:.0f} s and was stopped at "
+                            f"{done / 1e6:.1f} MB; it resumes from there next time ({partial})")
+        if total and done < total:
+            raise WeightsUnavailable(f"{url}: the transfer broke off at {done:,} of {total:,} bytes; it resumes "
+                                     f"from there next time ({partial})")
         if not digest.hexdigest().startswith(prefix):
+            keep = False
             raise CorruptFile(f"downloaded {url} is not the published file: sha256 {digest.hexdigest()[:16]}… "
                               f"does not start with {prefix}; it was discarded")
-        os.replace(tmp, dest)
+        os.replace(partial, dest)
         remember(dest, digest.hexdigest())  # hashed as it streamed: later uses do not read it again
     except (WeightsUnavailable, CorruptFile):
+        if not keep:
+            partial.unlink(missing_ok=True)
         raise
     except (urllib.error.URLError, OSError, ValueError) as err:
         raise WeightsUnavailable(
@@ -382,7 +429,4 @@ def _download_torch_file(source: Source, progress: Progress | None, timeout: flo
             f"({type(err).__name__}: {_first_line(err)}). Pre-download it where the network is reachable: "
             f"{download_command(source)}"
         ) from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return dest

@@ -121,4 +121,5 @@ def test_a_trickling_download_is_shared_does_not_block_others_and_cancels(trickl
         with pytest.raises(AppError, match="cancelled"):
             job_c.result(timeout=30)
         assert _until(lambda: trickle.open == 0, 15), "the transfer went on after everyone cancelled"
-        assert list((tmp_path / "hub" / "checkpoints").iterdir()) == []  # no partial file left behind
+        # nothing under the published name; the partial file waits to be resumed (never loaded)
+        assert [p.name for p in (tmp_path / "hub" / "checkpoints").iterdir()] == [f".{SOURCE.filename}.partial"]
