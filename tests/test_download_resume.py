@@ -23,6 +23,7 @@ class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     cut_at: int | None = None  # send this many bytes of a whole-file answer, then hang up
     ranges = True  # answer Range requests with 206
+    trickle = 0.0  # seconds between 16 KiB pieces
     requests: list
 
 
@@ -38,7 +39,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(BODY) - start))
         self.end_headers()
         end = len(BODY) if start or self.server.cut_at is None else self.server.cut_at
-        self.wfile.write(BODY[start:end])
+        try:
+            for i in range(start, end, 16384):
+                self.wfile.write(BODY[i:min(i + 16384, end)])
+                if self.server.trickle:
+                    self.wfile.flush()
+                    time.sleep(self.server.trickle)
+        except OSError:
+            pass
 
     def log_message(self, *args):
         pass
@@ -102,3 +110,17 @@ def test_stale_partial_files_are_removed(tmp_path):
     os.utime(old, (day_ago, day_ago))
     assert remove_stale_partials(tmp_path) == [old]
     assert not old.exists() and fresh.exists()
+
+
+def test_a_trickle_past_the_deadline_is_stopped_and_resumes_later(server):
+    source = _source(server)
+    server.trickle = 0.05  # 320 KB/s: about 7 s for the whole file
+    start = time.monotonic()
+    with pytest.raises(WeightsUnavailable, match=r"did not finish in 1 s and was stopped at [\d.]+ MB; it resumes"):
+        fetch(source, timeout=1.0)
+    assert time.monotonic() - start < 4
+    have = partial_path(source).stat().st_size
+    assert 0 < have < len(BODY)
+    server.trickle = 0.0
+    assert fetch(source).read_bytes() == BODY
+    assert server.requests[-1] == f"bytes={have}-"
