@@ -13,7 +13,7 @@ from gradio_client.exceptions import AppError
 
 from app import EXAMPLES, controls_from_config
 from resfpn import Config
-from resfpn.pretrained import SOURCES
+from resfpn.weights.pretrained import SOURCES
 
 from conftest import launch_app
 

@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from resfpn.download import (CorruptFile, WeightsUnavailable, cached_path, fetch, partial_path,
+from resfpn.weights.download import (CorruptFile, WeightsUnavailable, cached_path, fetch, partial_path,
                              remove_stale_partials)
-from resfpn.pretrained import SOURCES
+from resfpn.weights.pretrained import SOURCES
 
 BODY = bytes(range(256)) * 4096 * 2  # 2 MiB
 

@@ -12,9 +12,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from resfpn.digests import hashes_done
-from resfpn.download import CorruptFile, WeightsUnavailable, fetch
-from resfpn.pretrained import SOURCES
+from resfpn.weights.digests import hashes_done
+from resfpn.weights.download import CorruptFile, WeightsUnavailable, fetch
+from resfpn.weights.pretrained import SOURCES
 
 COMMIT = "a" * 40
 REPO = "timm/resnet18.tv_in1k"

@@ -58,7 +58,7 @@ def _reply(full: dict, summarize, detail: str | None, request: gr.Request | None
     """The answer in the detail asked for: 'full' by default over REST and gradio_client, 'summary'
     by default for MCP tools, whose answer is JSON text (MCP carries text, and Gradio would write
     Python's repr of a dict)."""
-    from resfpn.report_summary import check_detail
+    from resfpn.analysis.report_summary import check_detail
 
     mcp = _via_mcp(request)
     try:
@@ -110,13 +110,13 @@ def analyze(config: dict, image: gr.FileData | None = None, precision: str = "fp
     report = t.to_dict()
     if image is not None:
         _run_into(report, cfg, t, image, precision, mode)
-    from resfpn.report_summary import summarize
+    from resfpn.analysis.report_summary import summarize
 
     return _reply(report, summarize, detail, request)
 
 
 def _run_into(report: dict, cfg, t, image, precision: str, mode: str) -> None:
-    from resfpn import activations
+    from resfpn.analysis import activations
 
     estimate = check_run(t)
     w = weights_for(cfg, mode)
@@ -142,7 +142,7 @@ def receptive_field(config: dict, image: gr.FileData | None, x: int, y: int, wei
     Returns:
         {"point": [x, y], "weights": "...", "levels": {"C2": {"cell": [row, col], "box": [top, left, bottom, right], "erf_box": [top, left, bottom, right], "erf_mass_in_box": 0.95, "stride": 4, "receptive_field_range": [min, max]}, ...}}. Boxes are in input pixels, bottom and right exclusive; `box` is unclipped (it may reach outside the image), and `erf_box` is the smallest box within the image that holds 95 % of the input-gradient magnitude. MCP tools get it as JSON text.
     """
-    from resfpn.effective import PointError, check_point, image_fields
+    from resfpn.analysis.effective import PointError, check_point, image_fields
 
     _required(" An image is needed: the effective field is measured on it." if image is None else "",
               config=config, image=image, x=x, y=y)
@@ -186,8 +186,8 @@ def compare(a: dict, b: dict, image: gr.FileData | None = None, weights: str = "
     Returns:
         {"a": report, "b": report, "levels": {"C2": {"a": shape or null, "b": shape or null, "same_shape": true or false, "difference": the relative L2 difference ||A-B|| / max(||A||, ||B||) or null}, ...}, "params": {"a": n, "b": n}, "macs": {"a": n, "b": n}, "errors": {"a": message or null, "b": message or null}, "changed": the fields that differ}. One side's invalid design is reported in `errors`, naming the side and the field, and the other side still reports. MCP tools get it as JSON text.
     """
-    from resfpn import compare as compare_module
-    from resfpn.report_summary import summarize_comparison
+    from resfpn.analysis import compare as compare_module
+    from resfpn.analysis.report_summary import summarize_comparison
 
     _required(a=a, b=b)
     for side, d in (("A", a), ("B", b)):

@@ -17,13 +17,13 @@ import gradio as gr
 from gradio.utils import get_upload_folder
 
 from resfpn import Config, ConfigError, LimitError, Limits
-from resfpn.limits import serving_overhead
-from resfpn.precision import check_precision as _allowed_precision
+from resfpn.serving.limits import serving_overhead
+from resfpn.serving.precision import check_precision as _allowed_precision
 
 if TYPE_CHECKING:
-    from resfpn.engine import Engine, Run, Weights
-    from resfpn.images import Decoded
-    from resfpn.records import Trace
+    from resfpn.serving.engine import Engine, Run, Weights
+    from resfpn.serving.images import Decoded
+    from resfpn.shapes.records import Trace
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 EXAMPLES = sorted((ASSETS / "examples").glob("*.jpg"))
@@ -41,8 +41,8 @@ def engine() -> Engine:
     global _engine
     with _engine_lock:
         if _engine is None:
-            from resfpn import runtime
-            from resfpn.engine import Engine
+            from resfpn.serving import runtime
+            from resfpn.serving.engine import Engine
 
             runtime.set_torch_threads()
             _engine = Engine()
@@ -50,7 +50,7 @@ def engine() -> Engine:
 
 
 def trace(config: Config) -> Trace:
-    from resfpn.engine import cached_trace
+    from resfpn.serving.engine import cached_trace
 
     return cached_trace(config)
 
@@ -122,7 +122,7 @@ def check_precision(value: str | None) -> str:
 
 
 def decode(image_path: str | None) -> Decoded:
-    from resfpn import images
+    from resfpn.serving import images
 
     if not image_path:
         raise refuse("Choose an example image or upload one first.", "No image")
@@ -156,7 +156,7 @@ def weights_for(config: Config, mode: str | None, seed: Any = 0, checkpoint: str
     """The weights a run uses: "random", "upload" (a file), a published source's name, or the
     API's short names "imagenet" / "coco". A published file is fetched first (from the cache, or
     downloaded with progress); a source that does not fit the design is refused, never half loaded."""
-    from resfpn.engine import Weights
+    from resfpn.serving.engine import Weights
 
     seed = _seed(seed)
     mode = mode or "random"
@@ -178,10 +178,10 @@ def weights_for(config: Config, mode: str | None, seed: Any = 0, checkpoint: str
 
 def fetch_shared(source, who: str, progress: gr.Progress | None = None):
     """The local file of published ``source``: cached, or downloaded by the server's one shared
-    download of it (``resfpn.download_jobs``), waited for here with progress; ``who`` (a session)
+    download of it (``resfpn.weights.download_jobs``), waited for here with progress; ``who`` (a session)
     may stop waiting with ``cancel_downloads``. Returns the path."""
-    from resfpn import download
-    from resfpn.download_jobs import DOWNLOADS
+    from resfpn.weights import download
+    from resfpn.weights.download_jobs import DOWNLOADS
 
     try:
         cached = download.cached_path(source)
@@ -207,7 +207,7 @@ def fetch_shared(source, who: str, progress: gr.Progress | None = None):
 
 def cancel_downloads(who: str) -> str:
     """The page's Cancel: ``who`` stops waiting; a download nobody else waits for stops."""
-    from resfpn.download_jobs import DOWNLOADS
+    from resfpn.weights.download_jobs import DOWNLOADS
 
     left = DOWNLOADS.leave_all(who)
     return "Download cancelled." if left else "No download was running for this page."
@@ -216,7 +216,7 @@ def cancel_downloads(who: str) -> str:
 def published_source(config: Config, name: str):
     """The published source ``name`` ("imagenet", "coco" or a source name) picks for ``config``,
     without fetching it; refused (naming the weights that fit) when unknown or not fitting."""
-    from resfpn import pretrained
+    from resfpn.weights import pretrained
 
     try:
         source = pretrained.resolve(name, config)
@@ -238,7 +238,7 @@ def _seed(value: Any) -> int:
 
 def weights_errors() -> tuple[type[Exception], ...]:
     """Errors a checkpoint can raise while it loads (refused all or nothing)."""
-    from resfpn import download, pretrained, weights
+    from resfpn.weights import download, pretrained, loading as weights
 
     return weights.WeightsError, pretrained.WeightsDontFit, download.CorruptFile, download.WeightsUnavailable
 
