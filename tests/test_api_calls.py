@@ -157,10 +157,10 @@ def test_info_and_schema_descriptions_are_whole_sentences(served_app):
 
 def _mcp(url: str, work):
     from mcp import ClientSession
-    from mcp.client.streamable_http import streamablehttp_client
+    from mcp.client.streamable_http import streamable_http_client
 
     async def main():
-        async with streamablehttp_client(url + "gradio_api/mcp/") as (read, write, _):
+        async with streamable_http_client(url + "gradio_api/mcp/") as (read, write, _):
             async with ClientSession(read, write) as session:
                 await session.initialize()
                 return await work(session)
