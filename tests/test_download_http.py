@@ -3,6 +3,7 @@ model's queue, two users share it, others' traces and page Runs answer meanwhile
 it. The file comes from a loopback server that trickles (RESFPN_TORCHVISION_URL points at it)."""
 
 import http.server
+import re
 import statistics
 import threading
 import time
@@ -106,6 +107,9 @@ def test_a_trickling_download_is_shared_does_not_block_others_and_cancels(trickl
         busy = {"trace": [_timed(trace) for _ in range(5)], "run": [_timed(run) for _ in range(5)]}
         assert trickle.open == 1 and trickle.gets == 1  # still downloading, once for both users
         assert not job_a.done() and not job_c.done()
+        # the page's status line meanwhile: bytes, total, rate and time left
+        status = re.compile(r"downloading coco-faster-rcnn: [\d.]+ of 167\.5 MB, [\d.]+ MB/s, about (\d+ min )?\d+ s left")
+        assert any(status.match(line) for line in job_c.outputs()), job_c.outputs()[-3:]
         # Others answered while the transfer ran. How fast, against idle, is bench/download_latency.py's
         # figure (interleaved rounds, medians): a timed assertion would flake on a shared 2-core machine.
         print(f"\nidle medians {({k: round(statistics.median(v), 3) for k, v in idle.items()})} s; during the "

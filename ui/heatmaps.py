@@ -124,23 +124,31 @@ def on_run(*args: Any, progress: gr.Progress = gr.Progress()) -> tuple:
     return fig, rows, status, {"key": run.key, "config": config, "weights": weights, "image": run.image}
 
 
-def on_prepare_weights(request: gr.Request, progress: gr.Progress = gr.Progress(), *args: Any) -> str:
+def on_prepare_weights(request: gr.Request, *args: Any):
     """Before a Run: fetch published weights outside the model queue (shared with anyone asking for
-    the same file), showing bytes, total, rate and time left; Cancel stops waiting.
+    the same file); the status line shows bytes, total, rate and time left; Cancel stops waiting.
 
-    Arguments: the controls, then the weights choice (Gradio fills ``request`` and ``progress``,
-    which come first because it injects only parameters that precede ``*args``).
+    Arguments: the controls, then the weights choice (Gradio fills ``request``, which comes first
+    because it injects only parameters that precede ``*args``).
     """
-    from .library import fetch_shared, published_source
+    from .library import download_steps, published_source
 
     *values, mode = args
     if not mode or mode in ("random", "upload", "checkpoint"):
-        return gr.update()
+        yield gr.update()
+        return
     config = config_from_controls(list(values))
     source = published_source(config, mode)
     who = getattr(request, "session_hash", None) or "page"
-    path = fetch_shared(source, who, progress)
-    return f"Weights ready: {source.name} ({path.stat().st_size / 1e6:.0f} MB, checked). Running…"
+    steps = download_steps(source, who)
+    while True:
+        try:
+            _, _, status = next(steps)
+        except StopIteration as finished:
+            path = finished.value
+            break
+        yield f"{status} · **Cancel download** stops it."
+    yield f"Weights ready: {source.name} ({path.stat().st_size / 1e6:.0f} MB, checked). Running…"
 
 
 def on_cancel(request: gr.Request) -> str:
@@ -225,7 +233,8 @@ def wire(c: dict[str, Any], controls: list[gr.components.Component], theme: gr.c
     # Published weights are fetched first, in their own concurrency group: a download never holds
     # the model's queue, so other users' Runs go on meanwhile.
     prepare = c["run"].click(on_prepare_weights, [*controls, c["weights"]], c["status"], api_name="prepare_weights",
-                             api_visibility="undocumented", concurrency_id="download", concurrency_limit=None)
+                             api_visibility="undocumented", concurrency_id="download", concurrency_limit=None,
+                             show_progress="minimal")
     c["cancel"].click(on_cancel, None, c["status"], api_name="cancel_download", api_visibility="undocumented",
                       concurrency_id="cancel", concurrency_limit=None)
     run = prepare.success(run_fn, [*controls, c["image"], c["weights"], c["seed"], c["checkpoint"], *display,

@@ -178,8 +178,21 @@ def weights_for(config: Config, mode: str | None, seed: Any = 0, checkpoint: str
 
 def fetch_shared(source, who: str, progress: gr.Progress | None = None):
     """The local file of published ``source``: cached, or downloaded by the server's one shared
-    download of it (``resfpn.weights.download_jobs``), waited for here with progress; ``who`` (a session)
-    may stop waiting with ``cancel_downloads``. Returns the path."""
+    download of it (``resfpn.weights.download_jobs``), waited for here with progress; ``who`` (a
+    session) may stop waiting with ``cancel_downloads``. Returns the path."""
+    steps = download_steps(source, who)
+    while True:
+        try:
+            done, total, status = next(steps)
+        except StopIteration as finished:
+            return finished.value
+        if progress is not None:
+            progress((done, total), desc=status, unit="bytes")
+
+
+def download_steps(source, who: str):
+    """``fetch_shared`` as a generator: yields (bytes done, total, status line) about twice a second
+    while the file downloads, and returns its path (``path = yield from download_steps(...)``)."""
     from resfpn.weights import download
     from resfpn.weights.download_jobs import DOWNLOADS
 
@@ -194,8 +207,7 @@ def fetch_shared(source, who: str, progress: gr.Progress | None = None):
         while not job.wait(0.5):
             if who not in job.waiters:
                 raise refuse(f"Download of {source.name} cancelled; {job.status()}.", "Download cancelled")
-            if progress is not None:
-                progress((job.done, job.total or source.bytes), desc=job.status(), unit="bytes")
+            yield job.done, job.total or source.bytes, job.status()
     finally:
         DOWNLOADS.leave(job, who)
     if isinstance(job.error, download.CorruptFile):
