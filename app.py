@@ -20,7 +20,7 @@ from ui import api, compare, controls, explore, fields, heatmaps, page, share
 from ui.controls import CONTROLS, config_from_controls, controls_from_config  # noqa: F401  (tests call these)
 from ui.explore import on_architecture, on_fix, on_preset  # noqa: F401
 from ui.heatmaps import on_display, on_run  # noqa: F401
-from ui.library import EXAMPLES, QUEUE_SIZE, THEME_JS, engine, warm_up  # noqa: F401
+from ui.library import EXAMPLES, MAX_UPLOAD_BYTES, QUEUE_SIZE, THEME_JS, engine, warm_up  # noqa: F401
 
 analyze = api.analyze
 threading.Thread(target=warm_up, name="warm-up", daemon=True).start()  # the page serves while torch loads
@@ -87,6 +87,7 @@ with gr.Blocks(title="resfpn — ResNet + FPN shape explorer") as demo:
 
     checked(gr.on([c.input for c in design], explore.themed_outputs(on_architecture), [*design, theme],
                   arch_outputs, api_name="trace",
+                  api_visibility="undocumented",  # the page's event: callable, not in the docs or MCP
                   trigger_mode="always_last", show_progress="minimal", concurrency_id="trace", concurrency_limit=4))
 
     def refresh(event):
@@ -97,7 +98,8 @@ with gr.Blocks(title="resfpn — ResNet + FPN shape explorer") as demo:
         share.on_link, None, [*design, preset, preset_note, link_note], api_visibility="private",
                       concurrency_id="trace"))
     checked(preset.input(explore.themed_outputs(on_preset, len(design) + 1), [preset, theme],
-                         [*design, preset_note, *arch_outputs], api_name="preset", concurrency_id="trace"))
+                         [*design, preset_note, *arch_outputs], api_name="preset", api_visibility="undocumented",
+                         concurrency_id="trace"))
     for i, button in enumerate(fix_buttons):
         fix = explore.themed_outputs(lambda fixes, *values, i=i: on_fix(i, fixes, *values), len(design))
         checked(button.click(fix, [fixes_state, *design, theme],
@@ -114,6 +116,10 @@ demo.queue(max_size=QUEUE_SIZE)
 page.no_time_estimates(demo)
 
 if __name__ == "__main__":
+    from starlette.middleware import Middleware
+
+    from ui.rest import FillDefaults
+
     # Refusals are one line each (ui.library.refuse); Gradio prints unexpected exceptions' tracebacks.
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -121,7 +127,9 @@ if __name__ == "__main__":
     logging.getLogger("resfpn").setLevel(logging.INFO)
     demo.launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
-        max_file_size="25mb",
+        max_file_size=MAX_UPLOAD_BYTES,  # real checkpoints: torchvision's Faster R-CNN file is 160 MB
+        show_error=True,  # an error Gradio raises before our code (e.g. a malformed file) keeps its message
+        app_kwargs={"middleware": [Middleware(FillDefaults, endpoints=api.ENDPOINTS)]},
         css=page.CSS,
         js=page.FIT_JS,
         mcp_server=os.environ.get("GRADIO_MCP_SERVER", "1").lower() not in ("0", "false"),

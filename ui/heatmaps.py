@@ -130,6 +130,39 @@ def on_run(*args: Any, progress: gr.Progress = gr.Progress()) -> tuple:
     return fig, rows, status, {"key": run.key, "config": config, "weights": weights, "image": run.image}
 
 
+def on_prepare_weights(request: gr.Request, *args: Any):
+    """Before a Run: fetch published weights outside the model queue (shared with anyone asking for
+    the same file); the status line shows bytes, total, rate and time left; Cancel stops waiting.
+
+    Arguments: the controls, then the weights choice (Gradio fills ``request``, which comes first
+    because it injects only parameters that precede ``*args``).
+    """
+    from .library import download_steps, published_source
+
+    *values, mode = args
+    if not mode or mode in ("random", "upload", "checkpoint"):
+        yield gr.update()
+        return
+    config = config_from_controls(list(values))
+    source = published_source(config, mode)
+    who = getattr(request, "session_hash", None) or "page"
+    steps = download_steps(source, who)
+    while True:
+        try:
+            _, _, status = next(steps)
+        except StopIteration as finished:
+            path = finished.value
+            break
+        yield f"{status} · **Cancel download** stops it."
+    yield f"Weights ready: {source.name} ({path.stat().st_size / 1e6:.0f} MB, checked). Running…"
+
+
+def on_cancel(request: gr.Request) -> str:
+    from .library import cancel_downloads
+
+    return cancel_downloads(getattr(request, "session_hash", None) or "page")
+
+
 def on_display(state: dict | None, reduction: str, channel: float | None, overlay: bool, opacity: float | None,
                colorscale: str, shared: bool) -> tuple:
     """A display option changed: re-render from the activations already computed."""
@@ -171,7 +204,7 @@ def heatmaps_tab(below=None) -> dict[str, Any]:
                             cache_examples=False, elem_id="examples")
             with gr.Column(scale=1, min_width=260):
                 c["weights"] = gr.Dropdown(fitting, value="random", label="Weights",
-                                           elem_id="weights", allow_custom_value=False)
+                                           elem_id="weights", allow_custom_value=True)  # names are checked on Run
                 c["weights_note"] = gr.Markdown(note, elem_id="weights-note")
                 c["seed"] = gr.Number(0, precision=0, label="Seed (random parts)")
                 c["checkpoint"] = gr.File(label="Checkpoint (.pth or .safetensors, torchvision layout)",
@@ -180,6 +213,7 @@ def heatmaps_tab(below=None) -> dict[str, Any]:
                                           label="Precision", elem_id="precision")
                 c["precision_note"] = gr.Markdown("fp32: the reference arithmetic.")
                 c["run"] = gr.Button("Run", variant="primary", elem_id="run")
+                c["cancel"] = gr.Button("Cancel download", size="sm", elem_id="cancel-download")
             with gr.Column(scale=1, min_width=260):
                 c["reduction"] = gr.Radio(choices("reduction"), value="mean", label="Channel reduction")
                 c["channel"] = gr.Number(0, precision=0, minimum=0, label="Channel (for 'one chosen channel')")
@@ -202,9 +236,18 @@ def wire(c: dict[str, Any], controls: list[gr.components.Component], theme: gr.c
     display = [c[k] for k in DISPLAY]
     run_fn = themed(on_run, {0: "heatmaps"}, lambda args, out: out[3]["config"])
     display_fn = themed(on_display, {0: "heatmaps"}, lambda args, out: args[0]["config"] if args[0] else None)
-    run = c["run"].click(remember("run", run_fn), [*controls, c["image"], c["weights"], c["seed"], c["checkpoint"], *display,
+    # Published weights are fetched first, in their own concurrency group: a download never holds
+    # the model's queue, so other users' Runs go on meanwhile.
+    prepare = c["run"].click(remember("run", on_prepare_weights), [*controls, c["weights"]], c["status"],
+                             api_name="prepare_weights", api_visibility="undocumented", concurrency_id="download",
+                             concurrency_limit=None, show_progress="minimal")
+    in_place(prepare, "run", c["status"], [c["plot"]], clear=[c["stats"]], theme=theme)  # a failed download
+    c["cancel"].click(on_cancel, None, c["status"], api_name="cancel_download", api_visibility="undocumented",
+                      concurrency_id="cancel", concurrency_limit=None)
+    run = prepare.success(remember("run", run_fn), [*controls, c["image"], c["weights"], c["seed"], c["checkpoint"], *display,
                                   c["precision"], theme],
-                   [c["plot"], c["stats"], c["status"], c["state"]], api_name="run", concurrency_id="model",
+                   [c["plot"], c["stats"], c["status"], c["state"]], api_name="run", api_visibility="undocumented",
+                   concurrency_id="model",
                    concurrency_limit=1)
     in_place(run, "run", c["status"], [c["plot"]], clear=[c["stats"]], theme=theme)
     in_place(gr.on([d.input for d in display], remember("display", display_fn), [c["state"], *display, theme],

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import urllib.parse
 from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,8 @@ ASSETS = Path(__file__).resolve().parents[1] / "assets"
 EXAMPLES = sorted((ASSETS / "examples").glob("*.jpg"))
 LIMITS = Limits.from_env()
 QUEUE_SIZE = int(os.environ.get("RESFPN_QUEUE_SIZE", "16"))
+# Uploads (images and checkpoints) up to this size; Gradio streams them to disk as they arrive.
+MAX_UPLOAD_BYTES = int(float(os.environ.get("RESFPN_MAX_UPLOAD_MB", "512")) * 2**20)
 
 log = logging.getLogger("resfpn.app")
 _engine: Engine | None = None
@@ -111,7 +114,7 @@ def run_admitted(config: Config, t: Trace, estimate: int, image_path: str | None
     """Decode, admit and run one image. The caller holds ``engine().slot()`` from here until it is
     done with the run's levels (statistics, maps), so the memory admitted covers that work too."""
     decoded = decode(image_path)
-    admit(t, estimate, decoded)
+    admit(t, estimate + weights.load_bytes, decoded)  # a checkpoint's tensors are held while it loads
     try:
         return engine().run(config, decoded.image, weights, precision), decoded
     except weights_errors() as err:
@@ -137,22 +140,29 @@ def decode(image_path: str | None) -> Decoded:
 
 
 def uploaded_path(image: Any) -> str:
-    """gr.api hands inputs over unprocessed: accept only files uploaded to this server."""
-    path = image.get("path") if isinstance(image, dict) else None
+    """gr.api hands inputs over unprocessed: accept only files uploaded to this server, as a FileData
+    (gradio_client's handle_file) or as this server's own file URL (what MCP clients send after
+    uploading); nothing is fetched from elsewhere."""
+    path = image.get("path") if isinstance(image, dict) else image
+    if isinstance(path, str) and _FILE_ROUTE in path:
+        path = urllib.parse.unquote(path.split(_FILE_ROUTE, 1)[1])
     if not isinstance(path, str):
-        raise refuse("image must be a file sent with gradio_client.handle_file(path)", "Image refused")
+        raise refuse("image must be a file sent with gradio_client.handle_file(path), or the URL of a file "
+                     "uploaded to this server", "Image refused")
     resolved = Path(path).resolve()
     if not resolved.is_relative_to(Path(get_upload_folder()).resolve()) or not resolved.is_file():
         raise refuse("image was not uploaded to this server", "Image refused")
     return str(resolved)
 
 
+_FILE_ROUTE = "/gradio_api/file="
+
+
 def weights_for(config: Config, mode: str | None, seed: Any = 0, checkpoint: str | None = None,
-                progress: gr.Progress | None = None) -> Weights:
+                progress: gr.Progress | None = None, who: str | None = None) -> Weights:
     """The weights a run uses: "random", "upload" (a file), a published source's name, or the
     API's short names "imagenet" / "coco". A published file is fetched first (from the cache, or
     downloaded with progress); a source that does not fit the design is refused, never half loaded."""
-    from resfpn.weights import download, pretrained
     from resfpn.serving.engine import Weights
 
     seed = _seed(seed)
@@ -161,18 +171,78 @@ def weights_for(config: Config, mode: str | None, seed: Any = 0, checkpoint: str
         if not checkpoint:
             raise refuse("Upload a checkpoint (.pth or .safetensors, torchvision layout) first, or choose "
                          "another weights option.", "No checkpoint")
+        size = Path(checkpoint).stat().st_size
+        if size > LIMITS.memory_budget:
+            raise refuse(f"checkpoint {Path(checkpoint).name} is {size / 2**20:,.0f} MiB, above this server's memory "
+                         f"budget of {LIMITS.memory_budget / 2**20:,.0f} MiB for loading it", "Checkpoint refused")
         return Weights.from_file(checkpoint, seed=seed)
     if mode == "random":
         return Weights(seed=seed)
-    try:
-        source = pretrained.resolve(mode, config)
-        pretrained.require_fit(config, source)
-        download.fetch(source, _progress_callback(progress))
-    except (pretrained.NoSuchSource, pretrained.WeightsDontFit, download.CorruptFile) as err:
-        raise refuse(str(err), "Weights refused") from None
-    except download.WeightsUnavailable as err:
-        raise refuse(str(err), "Weights not available") from None
+    source = published_source(config, mode)
+    fetch_shared(source, who or f"call-{threading.get_ident()}-{id(config)}", progress)
     return Weights(seed=seed, source=source.name)
+
+
+def fetch_shared(source, who: str, progress: gr.Progress | None = None):
+    """The local file of published ``source``: cached, or downloaded by the server's one shared
+    download of it (``resfpn.weights.download_jobs``), waited for here with progress; ``who`` (a
+    session) may stop waiting with ``cancel_downloads``. Returns the path."""
+    steps = download_steps(source, who)
+    while True:
+        try:
+            done, total, status = next(steps)
+        except StopIteration as finished:
+            return finished.value
+        if progress is not None:
+            progress((done, total), desc=status, unit="bytes")
+
+
+def download_steps(source, who: str):
+    """``fetch_shared`` as a generator: yields (bytes done, total, status line) about twice a second
+    while the file downloads, and returns its path (``path = yield from download_steps(...)``)."""
+    from resfpn.weights import download
+    from resfpn.weights.download_jobs import DOWNLOADS
+
+    try:
+        cached = download.cached_path(source)
+    except download.CorruptFile as err:
+        raise refuse(str(err), "Weights refused") from None
+    if cached is not None:
+        return cached
+    job = DOWNLOADS.join(source, who)
+    try:
+        while not job.wait(0.5):
+            if who not in job.waiters:
+                raise refuse(f"Download of {source.name} cancelled; {job.status()}.", "Download cancelled")
+            yield job.done, job.total or source.bytes, job.status()
+    finally:
+        DOWNLOADS.leave(job, who)
+    if isinstance(job.error, download.CorruptFile):
+        raise refuse(str(job.error), "Weights refused")
+    if job.error is not None:
+        raise refuse(str(job.error), "Weights not available")
+    return job.path
+
+
+def cancel_downloads(who: str) -> str:
+    """The page's Cancel: ``who`` stops waiting; a download nobody else waits for stops."""
+    from resfpn.weights.download_jobs import DOWNLOADS
+
+    left = DOWNLOADS.leave_all(who)
+    return "Download cancelled." if left else "No download was running for this page."
+
+
+def published_source(config: Config, name: str):
+    """The published source ``name`` ("imagenet", "coco" or a source name) picks for ``config``,
+    without fetching it; refused (naming the weights that fit) when unknown or not fitting."""
+    from resfpn.weights import pretrained
+
+    try:
+        source = pretrained.resolve(name, config)
+        pretrained.require_fit(config, source)
+    except (pretrained.NoSuchSource, pretrained.WeightsDontFit) as err:
+        raise refuse(str(err), "Weights refused") from None
+    return source
 
 
 def _seed(value: Any) -> int:
@@ -183,12 +253,6 @@ def _seed(value: Any) -> int:
     if not 0 <= seed < 2**32:
         raise refuse(f"seed={seed}: choose a whole number from 0 to {2**32 - 1}", "Seed refused")
     return seed
-
-
-def _progress_callback(progress: gr.Progress | None):
-    if progress is None:
-        return None
-    return lambda done, total, desc: progress((done, total), desc=desc)
 
 
 def weights_errors() -> tuple[type[Exception], ...]:
