@@ -23,7 +23,7 @@ from resfpn.figures import (
     level_bars_figure,
     plot_json,
 )
-from resfpn.figures._style import DARK, INK, LEVEL_COLOR, MUTED, OFF, ON_MARK, PAPER
+from resfpn.figures.kit.style import DARK, INK, LEVEL_COLOR, MUTED, OFF, ON_MARK, PAPER
 
 CONFIGS = {
     "reference": Config(),
@@ -157,11 +157,13 @@ def test_unknown_theme_is_refused_with_the_allowed_values():
 
 
 def test_figure_modules_keep_their_colours_in_style():
-    """The palette has one home: figure modules name colours from _style, so each has a dark pair."""
+    """The palette has one home: figure modules name colours from kit/style.py, so each has a dark pair."""
     package = Path(__file__).resolve().parents[1] / "resfpn" / "figures"
-    for path in package.glob("*.py"):
-        if path.name != "_style.py":
-            assert not HEX.findall(path.read_text()), f"{path.name} writes a colour literal; name it in _style.py"
+    paths = [*package.glob("*.py"), *package.glob("kit/*.py")]
+    assert package / "kit" / "style.py" in paths
+    for path in paths:
+        if path.name != "style.py":
+            assert not HEX.findall(path.read_text()), f"{path.name} writes a colour literal; name it in kit/style.py"
 
 
 # -- export -----------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Plotly figures of traces and runs, one family per module, re-exported here."""
 
-from ._style import BAD, INK, MUTED, OFF, OK, PAPER
+from .kit.style import BAD, INK, MUTED, OFF, OK, PAPER
 from .architecture import architecture_figure
 from .bars import level_bars_figure
 from .blocks import block_figure

@@ -9,8 +9,8 @@ from plotly.subplots import make_subplots
 
 from ..formatting import format_count, format_range, format_shape
 from ..shapes.records import Trace
-from ._measure import text_size
-from ._style import GRID, INK, LEVEL_COLOR, MUTED, OFF, PART_LABEL, card_layout, short_number
+from .kit.measure import text_size
+from .kit.style import GRID, INK, LEVEL_COLOR, MUTED, OFF, PART_LABEL, card_layout, short_number
 
 PANEL_PX = 190  # height of one panel and its title
 

@@ -15,8 +15,8 @@ from plotly.subplots import make_subplots
 from ..analysis.compare import SIDES, Comparison, Side, difference_maps, paired_maps, relative_difference
 from ..model.config import REDUCTIONS, Reduction
 from ..formatting import format_count, format_mib, format_shape
-from ._measure import text_size
-from ._style import BAD, INK, MUTED, PILL_EDGE, PILL_FILL, card_layout, hidden_axes, wrap
+from .kit.measure import text_size
+from .kit.style import BAD, INK, MUTED, PILL_EDGE, PILL_FILL, card_layout, hidden_axes, wrap
 from .architecture import architecture_figure
 from .heatmaps import MAX_CELLS, _as_2d, _fmt, _heatmap_template, _pool, add_map
 

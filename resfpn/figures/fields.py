@@ -19,12 +19,12 @@ from plotly.subplots import make_subplots
 from ..model.config import LEVEL_STRIDE
 from ..analysis.effective import MASS, cell_at, check_point
 from ..shapes.records import Trace
-from ._measure import text_size
-from ._style import FIELD_CELL as CELL
-from ._style import FIELD_ERF_BOX as ERF_BOX
-from ._style import FIELD_OUTSIDE as OUTSIDE
-from ._style import FIELD_THEORY as THEORY
-from ._style import INK, LEVEL_COLOR, MUTED, ON_MARK, card_layout, wrap
+from .kit.measure import text_size
+from .kit.style import FIELD_CELL as CELL
+from .kit.style import FIELD_ERF_BOX as ERF_BOX
+from .kit.style import FIELD_OUTSIDE as OUTSIDE
+from .kit.style import FIELD_THEORY as THEORY
+from .kit.style import INK, LEVEL_COLOR, MUTED, ON_MARK, card_layout, wrap
 from .heatmaps import _image_uri as heatmap_image_uri
 from .heatmaps import _pool, _quantise
 

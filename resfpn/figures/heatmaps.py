@@ -13,8 +13,8 @@ from plotly.subplots import make_subplots
 
 from ..model.config import LEVEL_STRIDE
 from ..shapes.records import Trace
-from ._measure import text_size
-from ._style import INK, MUTED, card_layout, hidden_axes, wrap
+from .kit.measure import text_size
+from .kit.style import INK, MUTED, card_layout, hidden_axes, wrap
 
 MAX_CELLS = 128  # longest side of the finest map as sent; all maps are block-averaged alike beyond it
 IMAGE_BYTES = 9_000  # budget for the overlay JPEG, sent once (in the template) for every subplot

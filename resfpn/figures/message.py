@@ -6,7 +6,7 @@ import textwrap
 
 import plotly.graph_objects as go
 
-from ._style import FONT, INK, PAPER
+from .kit.style import FONT, INK, PAPER
 
 
 def message_figure(title: str, message: str, width: int = 60) -> go.Figure:

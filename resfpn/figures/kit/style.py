@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..model.add import AddRecord
-from ..formatting import format_shape
-from ..shapes.records import Trace
+from ...model.add import AddRecord
+from ...formatting import format_shape
+from ...shapes.records import Trace
 
 INK, MUTED, LINE, GRID, PAPER = "#111827", "#4b5563", "#6b7280", "#e5e7eb", "#ffffff"
 OK, BAD, OFF = "#15803d", "#dc2626", "#9ca3af"
@@ -71,7 +71,7 @@ def card_layout(title: str, height: int, subtitle: str = "", **extra: Any) -> di
         title += "".join(f"<br><span style='font-size:13px;color:{MUTED}'>{line}</span>" for line in lines)
     meta = extra.get("meta")
     if isinstance(meta, dict) and "min_width" in meta:  # a figure's measured width holds its title too
-        from ._measure import text_size
+        from .measure import text_size
 
         margin = extra.get("margin", {})
         sides = margin.get("l", 80) + margin.get("r", 80) + 16

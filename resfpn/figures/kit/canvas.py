@@ -7,8 +7,8 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from ._measure import text_size
-from ._style import INK, LINE, MUTED, ON_MARK, PAPER, PILL_EDGE, PILL_FILL, STYLE
+from .measure import text_size
+from .style import INK, LINE, MUTED, ON_MARK, PAPER, PILL_EDGE, PILL_FILL, STYLE
 
 @dataclass
 class Canvas:
