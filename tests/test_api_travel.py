@@ -40,7 +40,7 @@ def test_receptive_field_refuses_bad_points_and_missing_images(client):
     photo = handle_file(str(EXAMPLES[0]))
     with pytest.raises(AppError, match=r"outside the 96×96 input"):
         client.predict(TINY, photo, 96, 3, api_name="/receptive_field")
-    with pytest.raises(AppError, match=r"an image is needed"):
+    with pytest.raises(AppError, match=r"missing required argument\(s\): image\. An image is needed: the effective field is measured on it"):
         client.predict(TINY, None, 3, 3, api_name="/receptive_field")
     with pytest.raises(AppError, match=r"FPN merge into P4"):
         client.predict(TINY | {"input_height": 97}, photo, 3, 3, api_name="/receptive_field")

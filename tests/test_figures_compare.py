@@ -16,7 +16,7 @@ from resfpn.figures import (
     compare_highlight,
     compare_table_rows,
 )
-from resfpn.figures._style import DIFF
+from resfpn.figures.kit.style import DIFF
 
 
 def _image(w=64, h=64):

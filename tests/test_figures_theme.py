@@ -23,7 +23,7 @@ from resfpn.figures import (
     level_bars_figure,
     plot_json,
 )
-from resfpn.figures._style import DARK, INK, LEVEL_COLOR, MUTED, OFF, ON_MARK, PAPER
+from resfpn.figures.kit.style import DARK, INK, LEVEL_COLOR, MUTED, OFF, ON_MARK, PAPER
 
 CONFIGS = {
     "reference": Config(),
@@ -157,11 +157,13 @@ def test_unknown_theme_is_refused_with_the_allowed_values():
 
 
 def test_figure_modules_keep_their_colours_in_style():
-    """The palette has one home: figure modules name colours from _style, so each has a dark pair."""
+    """The palette has one home: figure modules name colours from kit/style.py, so each has a dark pair."""
     package = Path(__file__).resolve().parents[1] / "resfpn" / "figures"
-    for path in package.glob("*.py"):
-        if path.name != "_style.py":
-            assert not HEX.findall(path.read_text()), f"{path.name} writes a colour literal; name it in _style.py"
+    paths = [*package.glob("*.py"), *package.glob("kit/*.py")]
+    assert package / "kit" / "style.py" in paths
+    for path in paths:
+        if path.name != "style.py":
+            assert not HEX.findall(path.read_text()), f"{path.name} writes a colour literal; name it in kit/style.py"
 
 
 # -- export -----------------------------------------------------------------------------------------
@@ -175,9 +177,11 @@ def test_plot_json_carries_the_download_config_and_the_name(fmt, scale):
     options = out["config"]["toImageButtonOptions"]
     assert options["format"] == fmt and options["filename"] == name and options.get("scale") == scale
     assert out["config"]["displaylogo"] is False
-    assert out["layout"]["meta"]["filename"] == name
+    assert out["config"]["displayModeBar"] is False  # the page's own SVG/PNG buttons sit above the figure
+    assert out["layout"]["meta"] == spec(fig)["layout"]["meta"] | {"filename": name}  # min_width kept
     assert out["data"] == spec(fig)["data"]
-    assert {k: v for k, v in out["layout"].items() if k != "meta"} == spec(fig)["layout"]
+    assert {k: v for k, v in out["layout"].items() if k != "meta"} == {
+        k: v for k, v in spec(fig)["layout"].items() if k != "meta"}
 
 
 def test_plot_json_refuses_unknown_formats_and_unsafe_names():

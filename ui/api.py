@@ -1,58 +1,125 @@
-"""The named API endpoints (also MCP tools, see README): their docstrings are what a client or an
-assistant reads about each argument and what comes back."""
+"""The named API endpoints (also MCP tools, see docs): their docstrings are what a client or an
+assistant reads about each argument and what comes back.
+
+Gradio reads each argument's description from one docstring line and joins the lines after
+``Returns:`` with commas, so every argument is described on one line and ``Returns:`` is one
+line too (they run past the usual width on purpose). ``request`` is Gradio's own and not part
+of the API. Images are typed ``gr.FileData | None`` so Gradio hands them over as sent and
+``uploaded_path`` accepts only files uploaded here (Gradio would otherwise download any URL).
+"""
 
 from __future__ import annotations
 
+import functools
+import json
 from typing import Any
 
 import gradio as gr
 
 from .library import (
-    LIMITS, admit, check_precision, check_run, checked_config, decode, engine, refuse, run_admitted, trace, uploaded_path,
-    weights_errors, weights_for,
+    LIMITS, admit, check_precision, check_run, checked_config, decode, engine, published_source, refuse, run_admitted,
+    trace, uploaded_path, weights_errors, weights_for,
 )
+
+# MCP's streamable-HTTP clients send this header on every call after the handshake; Gradio's MCP
+# server forwards the client's headers when it runs a tool through the queue.
+MCP_HEADER = "mcp-protocol-version"
+WEIGHT_NAMES = "'random', 'imagenet', 'coco' or a published source name"
 
 
 def _weights_mode(weights: Any) -> str:
     if weights is None or weights == "random":
         return "random"
     if not isinstance(weights, str) or weights in ("upload", "checkpoint"):
-        raise refuse(f"weights={weights!r}: choose 'random', 'imagenet', 'coco' or a published source name "
-                     "(python -m resfpn download list)", "Weights refused")
+        raise refuse(f"weights={weights!r}: choose {WEIGHT_NAMES} (python -m resfpn download list)", "Weights refused")
     return weights
 
 
-def analyze(config: dict, image: gr.FileData | None = None, precision: str = "fp32", weights: str = "random") -> dict:
+def _required(why: str = "", **values: Any) -> None:
+    """Refuse a call that left out a required argument, naming it (plain REST may send fewer values)."""
+    missing = [name for name, value in values.items() if value is None]
+    if missing:
+        raise refuse(f"missing required argument(s): {', '.join(missing)}.{why} See /gradio_api/info for each "
+                     "argument's meaning and default.", "Argument missing")
+
+
+def _whole(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        raise refuse(f"{name}={value!r}: expected a whole number of pixels", "Point refused")
+    return int(value)
+
+
+def _via_mcp(request: gr.Request | None) -> bool:
+    headers = getattr(request, "headers", None)
+    return headers is not None and MCP_HEADER in headers
+
+
+def _reply(full: dict, summarize, detail: str | None, request: gr.Request | None) -> dict | str:
+    """The answer in the detail asked for: 'full' by default over REST and gradio_client, 'summary'
+    by default for MCP tools, whose answer is JSON text (MCP carries text, and Gradio would write
+    Python's repr of a dict)."""
+    from resfpn.analysis.report_summary import check_detail
+
+    mcp = _via_mcp(request)
+    try:
+        detail = check_detail(detail or ("summary" if mcp else "full"))
+    except ValueError as err:
+        raise refuse(str(err), "Detail refused") from None
+    answer = summarize(full) if detail == "summary" else full | {"detail": "full"}
+    return json.dumps(answer) if mcp else answer
+
+
+def answers(fn):
+    """An endpoint that always answers with a message: an error nobody anticipated becomes a
+    ``gr.Error`` naming its type, instead of Gradio's bare ``{"error": null}``."""
+
+    @functools.wraps(fn)
+    def endpoint(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except (TypeError, ValueError, KeyError, AttributeError) as err:
+            raise refuse(f"{fn.__name__}: arguments not understood ({type(err).__name__}: {err})",
+                         "Request refused") from None
+
+    return endpoint
+
+
+@answers
+def analyze(config: dict, image: gr.FileData | None = None, precision: str = "fp32", weights: str = "random",
+            detail: str | None = None, request: gr.Request = None) -> dict | str:
     """Trace a ResNet + FPN design (every tensor shape, before running) and, given an image, run it.
 
     Args:
-        config: design fields, the keys of the report's `config` (missing keys take the reference
-            design's values), e.g. {"input_height": 512, "input_width": 512, "skip": "A",
-            "widths": [64, 128, 256, 512], "block": "basic", "fpn_width": 256, "policy": "x2"}.
-        image: optional image file; without it nothing runs and only shapes are reported.
-        precision: "fp32" (default) or "bf16", offered only where this machine runs bf16 convolutions
-            natively and measured faster than fp32 (elsewhere refused with the reason); statistics stay float32.
-        weights: "random" (default: seeded random, offline), "imagenet" (the published torchvision
-            ImageNet backbone that fits the design), "coco" (a torchvision COCO detection backbone + FPN
-            that fits), or a source name such as "imagenet-resnet50" or "coco-faster-rcnn".
+        config: Required. The design's fields as a JSON object, e.g. {"input_height": 512, "input_width": 512, "skip": "A", "widths": [64, 128, 256, 512], "block": "basic", "fpn_width": 256, "policy": "x2"}; fields left out take the reference design's values, so {} is the reference design.
+        image: Optional image file; without it nothing runs and only shapes are reported.
+        precision: "fp32" (the default) or "bf16", offered only where this machine runs bf16 convolutions natively and measured faster than fp32 (elsewhere refused with the reason); statistics stay float32. Checked with or without an image.
+        weights: "random" (the default: seeded random, offline), "imagenet" (the published torchvision ImageNet backbone that fits the design), "coco" (a torchvision COCO detection backbone and FPN that fit), or a source name such as "imagenet-resnet50" or "coco-faster-rcnn". Checked with or without an image; a name that does not fit the design is refused with the names that do.
+        detail: "full" (every module and addition) or "summary" (levels, mismatch and fixes, costs, and a run's statistics). The default is "full" over REST and the Python client, and "summary" for MCP tools.
     Returns:
-        The JSON report of `python -m resfpn --json`: `levels` (shape, stride, exact receptive field
-        and its [min, max] range over positions, bytes), `additions` (every element-wise add with both
-        operand shapes), `mismatch` (null, or where/why/fixes), `params`, `macs`, `modules`. With an
-        image also `stats` per level (mean, std, zeros, top channels) and `run` (weights: the exact
-        source, precision, timings, `serving`: which model served and why, `kernels`: how many convs
-        ran each kernel, "plain", "onednn" or "winograd", chosen by measurement on this CPU).
+        The report of `python -m resfpn --json`: `levels` (shape, stride, exact receptive field and its [min, max] range over positions, bytes), `additions` (every element-wise add with both operand shapes), `mismatch` (null, or where, why and fixes), `params`, `macs` and `modules`; with an image also `stats` per level (mean, std, zeros, top channels) and `run` (the exact weights source, precision and timings, `serving`: which model served and why, `kernels`: how many convs ran each kernel, "plain", "onednn" or "winograd", chosen by measurement on this CPU); MCP tools get it as JSON text.
     """
+    _required(config=config)
     cfg = checked_config(config)
+    precision = check_precision(precision)
+    mode = _weights_mode(weights)
+    if mode != "random":
+        published_source(cfg, mode)  # refused now, with or without an image; fetched only for a run
     t = trace(cfg)
     report = t.to_dict()
-    precision = check_precision(precision)  # bf16 where not offered is refused with or without an image
-    if image is None:
-        return report
-    estimate = check_run(t)
-    w = weights_for(cfg, _weights_mode(weights))
+    if image is not None:
+        _run_into(report, cfg, t, image, precision, mode)
+    from resfpn.analysis.report_summary import summarize
+
+    return _reply(report, summarize, detail, request)
+
+
+def _run_into(report: dict, cfg, t, image, precision: str, mode: str) -> None:
     from resfpn.analysis import activations
 
+    estimate = check_run(t)
+    w = weights_for(cfg, mode)
     with engine().slot():
         run, decoded = run_admitted(cfg, t, estimate, uploaded_path(image), w, precision)
         report["stats"] = {k: activations.level_stats(v) for k, v in run.levels.items()}
@@ -60,77 +127,84 @@ def analyze(config: dict, image: gr.FileData | None = None, precision: str = "fp
                      "image_size": list(decoded.original_size), "precision": run.precision,
                      "relative_difference": run.difference, "packed": run.packed, "kernels": run.kernels,
                      "serving": run.serving}
-    return report
 
 
-def receptive_field(config: dict, image: gr.FileData, x: int, y: int, weights: str = "random") -> dict:
-    """Where one point of the input image is seen: per level, the cell covering the point, its exact
-    theoretical receptive field and its effective receptive field (Luo et al., 2016).
+@answers
+def receptive_field(config: dict, image: gr.FileData | None, x: int, y: int, weights: str = "random",
+                    request: gr.Request = None) -> dict | str:
+    """Where one point of the input image is seen: per level, the cell covering the point, its exact theoretical receptive field and its effective receptive field (Luo et al., 2016).
 
     Args:
-        config: design fields as for /analyze.
-        image: the image file; it is resized to the design's input size first.
-        x: column of the point, in pixels of the resized image (0 <= x < input_width).
-        y: row of the point, in pixels of the resized image (0 <= y < input_height).
-        weights: "random" (default), "imagenet", "coco" or a source name, as for /analyze; the
-            effective field depends on the weights, the theoretical one does not.
+        config: Required. The design's fields as a JSON object, as for /analyze.
+        image: Required. The image file (uploaded to this server); it is resized to the design's input size first.
+        x: Required. The point's column in pixels of the resized image (0 <= x < input_width).
+        y: Required. The point's row in pixels of the resized image (0 <= y < input_height).
+        weights: "random" (the default), "imagenet", "coco" or a source name, as for /analyze; the effective field depends on the weights, the theoretical one does not.
     Returns:
-        {"point": [x, y], "weights": "...", "levels": {"C2": {"cell": [row, col], "box": [top, left,
-        bottom, right], "erf_box": [top, left, bottom, right], "erf_mass_in_box": 0.95, "stride": 4,
-        "receptive_field_range": [min, max]}, ...}}. Boxes are in input pixels, bottom and right
-        exclusive; `box` is unclipped (it may reach outside the image), `erf_box` is the smallest box
-        within the image holding 95 % of the input-gradient magnitude.
+        {"point": [x, y], "weights": "...", "levels": {"C2": {"cell": [row, col], "box": [top, left, bottom, right], "erf_box": [top, left, bottom, right], "erf_mass_in_box": 0.95, "stride": 4, "receptive_field_range": [min, max]}, ...}}. Boxes are in input pixels, bottom and right exclusive; `box` is unclipped (it may reach outside the image), and `erf_box` is the smallest box within the image that holds 95 % of the input-gradient magnitude. MCP tools get it as JSON text.
     """
     from resfpn.analysis.effective import PointError, check_point, image_fields
 
+    _required(" An image is needed: the effective field is measured on it." if image is None else "",
+              config=config, image=image, x=x, y=y)
+    x, y = _whole("x", x), _whole("y", y)
     cfg = checked_config(config).replace(batch=1)
+    mode = _weights_mode(weights)
+    if mode != "random":
+        published_source(cfg, mode)
     t = trace(cfg)
-    if image is None:
-        raise refuse("an image is needed: the effective field is measured on it", "No image")
     estimate = check_run(t, backward=True)  # a mismatch is refused with its diagnosis first
     try:
         check_point(t, x, y)
     except PointError as err:
         raise refuse(str(err), "Point refused") from None
-    w = weights_for(cfg, _weights_mode(weights))
+    w = weights_for(cfg, mode)
     decoded = decode(uploaded_path(image))
     with engine().slot():
         admit(t, estimate, decoded)
         try:
-            fields, _ = image_fields(engine(), cfg, decoded.image, (int(x), int(y)), w)
+            fields, _ = image_fields(engine(), cfg, decoded.image, (x, y), w)
         except weights_errors() as err:
             raise refuse(str(err), "Weights refused") from None
     levels = {name: {k: v for k, v in f.items() if k != "erf"} | {
         "stride": t.levels[name].stride, "receptive_field_range": list(t.levels[name].receptive_field_range)}
         for name, f in fields.items()}
-    return {"point": [int(x), int(y)], "weights": w.label, "levels": levels}
+    return _reply({"point": [x, y], "weights": w.label, "levels": levels}, lambda r: r | {"detail": "summary"},
+                  None, request)
 
 
-def compare(a: dict, b: dict, image: gr.FileData | None = None, weights: str = "random") -> dict:
-    """Compare two designs A and B: every level's shape on both sides, what differs, and (with an
-    image) how different their activations are.
+@answers
+def compare(a: dict, b: dict, image: gr.FileData | None = None, weights: str = "random", detail: str | None = None,
+            request: gr.Request = None) -> dict | str:
+    """Compare two designs A and B: every level's shape on both sides, what differs, and (with an image) how different their activations are.
 
     Args:
-        a: design A's fields, as for /analyze.
-        b: design B's fields, as for /analyze.
-        image: optional image file; both designs run on it.
-        weights: "random" (default; the same seed gives both designs the same weights in every
-            module they share), "imagenet", "coco" or a source name; it must fit both designs.
+        a: Required. Design A's fields as a JSON object, as for /analyze.
+        b: Required. Design B's fields as a JSON object, as for /analyze.
+        image: Optional image file; both designs run on it.
+        weights: "random" (the default; the same seed gives both designs the same weights in every module they share), "imagenet", "coco" or a source name; it must fit both designs.
+        detail: "full" (both reports in full) or "summary" (both reports summarised, with the per-level table). The default is "full" over REST and the Python client, and "summary" for MCP tools.
     Returns:
-        {"a": report, "b": report, "levels": {"C2": {"a": shape or null, "b": shape or null,
-        "same_shape": bool, "difference": relative L2 ||A-B|| / max(||A||, ||B||) or null, ...}, ...},
-        "params": {"a": n, "b": n}, "macs": {"a": n, "b": n}, "errors": {"a": message or null, "b": ...},
-        "changed": fields that differ, "blocks" and "additions" that differ}. One side's invalid
-        design is reported in `errors` (naming the side and the field); the other side still reports.
+        {"a": report, "b": report, "levels": {"C2": {"a": shape or null, "b": shape or null, "same_shape": true or false, "difference": the relative L2 difference ||A-B|| / max(||A||, ||B||) or null}, ...}, "params": {"a": n, "b": n}, "macs": {"a": n, "b": n}, "errors": {"a": message or null, "b": message or null}, "changed": the fields that differ}. One side's invalid design is reported in `errors`, naming the side and the field, and the other side still reports. MCP tools get it as JSON text.
     """
     from resfpn.analysis import compare as compare_module
+    from resfpn.analysis.report_summary import summarize_comparison
 
+    _required(a=a, b=b)
     for side, d in (("A", a), ("B", b)):
         if not isinstance(d, dict):
             raise refuse(f"{side}: config must be a JSON object of configuration fields", "Configuration refused")
+    mode = _weights_mode(weights)
     if image is None:
-        return compare_module.compare(a, b, limits=LIMITS).to_dict()  # traces only: no engine, no weights
+        if mode != "random":
+            published_source(checked_config(a, "A"), mode)
+        report = compare_module.compare(a, b, limits=LIMITS).to_dict()  # traces only: no engine, no weights
+        return _reply(report, summarize_comparison, detail, request)
     pil = decode(uploaded_path(image)).image
-    w = weights_for(checked_config(a), _weights_mode(weights))
+    w = weights_for(checked_config(a, "A"), mode)
     # Both runs take the engine's slot themselves.
-    return compare_module.compare(a, b, pil, engine=engine(), weights=w, limits=LIMITS).to_dict()
+    report = compare_module.compare(a, b, pil, engine=engine(), weights=w, limits=LIMITS).to_dict()
+    return _reply(report, summarize_comparison, detail, request)
+
+
+ENDPOINTS = {"analyze": analyze, "receptive_field": receptive_field, "compare": compare}

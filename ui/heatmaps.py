@@ -13,8 +13,9 @@ from resfpn.formatting import format_count, format_shape
 from resfpn.serving.precision import PRECISIONS
 
 from .controls import CONTROLS, Slider, choices, config_from_controls
+from .errors import in_place, remember
 from .library import (
-    EXAMPLES, check_precision, check_run, engine, plot, refuse, run_admitted, themed, trace, weights_for,
+    EXAMPLES, check_precision, check_run, engine, narrow, plot, refuse, run_admitted, themed, trace, weights_for,
 )
 
 if TYPE_CHECKING:
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
     from resfpn.serving.images import Decoded
     from resfpn.shapes.records import Trace
 
+# The phases of a run after the weights are ready (a download reports its own bytes); the page names
+# the one it is in, with no time estimate.
+PHASES = ("build the model and run the forward", "draw the heatmaps and statistics")
 COLORSCALES = ["Viridis", "Inferno", "Cividis", "RdBu", "Greys"]
 DISPLAY = ("reduction", "channel", "overlay", "opacity", "colorscale", "shared")
 
@@ -80,7 +84,7 @@ def heatmaps(run: Run, t: Trace, reduction: str, channel: float | None, overlay:
     fig = figures.heatmap_grid_figure(maps, t, colorscale=colorscale, shared_scale=bool(shared),
                                       image=run.image if overlay else None,
                                       opacity=0.6 if opacity is None else opacity,
-                                      reduction_label=REDUCTIONS[reduction])
+                                      reduction_label=REDUCTIONS[reduction], columns=2 if narrow() else None)
     note = f" Channel {channel} is not shown where it does not exist ({'; '.join(skipped)})." if skipped else ""
     return fig, note
 
@@ -124,12 +128,47 @@ def on_run(*args: Any, progress: gr.Progress = gr.Progress()) -> tuple:
     estimate = check_run(t)
     precision = check_precision(rest[0] if rest else "fp32")
     weights = weights_for(config, mode, seed, checkpoint, progress)  # a download happens outside the slot
+    progress((0, len(PHASES)), desc=PHASES[0], unit="steps")  # while waiting for the run slot too
     with engine().slot():  # held from decoding to the statistics: the memory admitted covers all of it
         run, decoded = run_admitted(config, t, estimate, image_path, weights, precision)
+        progress((1, len(PHASES)), desc=PHASES[1], unit="steps")
         fig, note = heatmaps(run, t, reduction, channel, overlay, opacity, colorscale, shared)
         rows = stats_rows(run)
     status = run_status(run, decoded, t) + difference_text(run) + note
     return fig, rows, status, {"key": run.key, "config": config, "weights": weights, "image": run.image}
+
+
+def on_prepare_weights(request: gr.Request, *args: Any):
+    """Before a Run: fetch published weights outside the model queue (shared with anyone asking for
+    the same file); the status line shows bytes, total, rate and time left; Cancel stops waiting.
+
+    Arguments: the controls, then the weights choice (Gradio fills ``request``, which comes first
+    because it injects only parameters that precede ``*args``).
+    """
+    from .library import download_steps, published_source
+
+    *values, mode = args
+    if not mode or mode in ("random", "upload", "checkpoint"):
+        yield gr.update()
+        return
+    config = config_from_controls(list(values))
+    source = published_source(config, mode)
+    who = getattr(request, "session_hash", None) or "page"
+    steps = download_steps(source, who)
+    while True:
+        try:
+            _, _, status = next(steps)
+        except StopIteration as finished:
+            path = finished.value
+            break
+        yield f"{status} · **Cancel download** stops it."
+    yield f"Weights ready: {source.name} ({path.stat().st_size / 1e6:.0f} MB, checked). Running…"
+
+
+def on_cancel(request: gr.Request) -> str:
+    from .library import cancel_downloads
+
+    return cancel_downloads(getattr(request, "session_hash", None) or "page")
 
 
 def on_display(state: dict | None, reduction: str, channel: float | None, overlay: bool, opacity: float | None,
@@ -173,7 +212,7 @@ def heatmaps_tab(below=None) -> dict[str, Any]:
                             cache_examples=False, elem_id="examples")
             with gr.Column(scale=1, min_width=260):
                 c["weights"] = gr.Dropdown(fitting, value="random", label="Weights",
-                                           elem_id="weights", allow_custom_value=False)
+                                           elem_id="weights", allow_custom_value=True)  # names are checked on Run
                 c["weights_note"] = gr.Markdown(note, elem_id="weights-note")
                 c["seed"] = gr.Number(0, precision=0, label="Seed (random parts)")
                 c["checkpoint"] = gr.File(label="Checkpoint (.pth or .safetensors, torchvision layout)",
@@ -182,6 +221,7 @@ def heatmaps_tab(below=None) -> dict[str, Any]:
                                           label="Precision", elem_id="precision")
                 c["precision_note"] = gr.Markdown("fp32: the reference arithmetic.", elem_id="precision-note")
                 c["run"] = gr.Button("Run", variant="primary", elem_id="run")
+                c["cancel"] = gr.Button("Cancel download", size="sm", elem_id="cancel-download")
             with gr.Column(scale=1, min_width=260):
                 c["reduction"] = gr.Radio(choices("reduction"), value="mean", label="Channel reduction")
                 c["channel"] = gr.Number(0, precision=0, minimum=0, label="Channel (for 'one chosen channel')")
@@ -195,7 +235,7 @@ def heatmaps_tab(below=None) -> dict[str, Any]:
                                   interactive=False, label="Per-level activation statistics")
         if below is not None:
             c["below"] = below()
-    c["state"] = gr.State(None)
+        c["state"] = gr.State(None)  # inside the Tab: see app.py on what gr.Tabs may hold
     return c
 
 
@@ -204,12 +244,24 @@ def wire(c: dict[str, Any], controls: list[gr.components.Component], theme: gr.c
     display = [c[k] for k in DISPLAY]
     run_fn = themed(on_run, {0: "heatmaps"}, lambda args, out: out[3]["config"])
     display_fn = themed(on_display, {0: "heatmaps"}, lambda args, out: args[0]["config"] if args[0] else None)
-    run = c["run"].click(run_fn, [*controls, c["image"], c["weights"], c["seed"], c["checkpoint"], *display,
+    # Published weights are fetched first, in their own concurrency group: a download never holds
+    # the model's queue, so other users' Runs go on meanwhile.
+    prepare = c["run"].click(remember("run", on_prepare_weights), [*controls, c["weights"]], c["status"],
+                             api_name="prepare_weights", api_visibility="undocumented", concurrency_id="download",
+                             concurrency_limit=None, show_progress="minimal")
+    in_place(prepare, "run", c["status"], [c["plot"]], clear=[c["stats"]], theme=theme)  # a failed download
+    c["cancel"].click(on_cancel, None, c["status"], api_name="cancel_download", api_visibility="undocumented",
+                      concurrency_id="cancel", concurrency_limit=None)
+    run = prepare.success(remember("run", run_fn), [*controls, c["image"], c["weights"], c["seed"], c["checkpoint"], *display,
                                   c["precision"], theme],
-                   [c["plot"], c["stats"], c["status"], c["state"]], api_name="run", concurrency_id="model",
+                   [c["plot"], c["stats"], c["status"], c["state"]], api_name="run", api_visibility="undocumented",
+                   concurrency_id="model",
                    concurrency_limit=1)
-    gr.on([d.input for d in display], display_fn, [c["state"], *display, theme], [c["plot"], c["status"]],
-          api_visibility="private", trigger_mode="always_last", concurrency_id="display", concurrency_limit=2)
+    in_place(run, "run", c["status"], [c["plot"]], clear=[c["stats"]], theme=theme)
+    in_place(gr.on([d.input for d in display], remember("display", display_fn), [c["state"], *display, theme],
+                   [c["plot"], c["status"]], api_visibility="private", trigger_mode="always_last",
+                   concurrency_id="display", concurrency_limit=2),
+             "display", c["status"], [c["plot"]], theme=theme)
     c["precision"].input(precision_note, c["precision"], c["precision_note"], api_visibility="private",
                          concurrency_id="display")
     gr.on(None, precision_offer, None, [c["precision"], c["precision_note"]], api_visibility="private",

@@ -7,8 +7,11 @@ run, and ``warm_up`` (started by app.py) imports them first, so the page serves 
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+import urllib.parse
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +31,10 @@ ASSETS = Path(__file__).resolve().parents[1] / "assets"
 EXAMPLES = sorted((ASSETS / "examples").glob("*.jpg"))
 LIMITS = Limits.from_env()
 QUEUE_SIZE = int(os.environ.get("RESFPN_QUEUE_SIZE", "16"))
+# Uploads (images and checkpoints) up to this size; Gradio streams them to disk as they arrive.
+MAX_UPLOAD_BYTES = int(float(os.environ.get("RESFPN_MAX_UPLOAD_MB", "512")) * 2**20)
 
+log = logging.getLogger("resfpn.app")
 _engine: Engine | None = None
 _engine_lock = threading.Lock()
 
@@ -61,8 +67,12 @@ def warm_up() -> None:
     bf16.offer(engine().device.type)  # the probe (about 0.5 s), before a page asks what to offer
 
 
-def refuse(message: str, title: str) -> gr.Error:
-    return gr.Error(message, title=title)
+def refuse(message: str, title: str, toast: bool = True) -> gr.Error:
+    """A refusal the user can act on: one line in the server's log, no traceback (an unexpected
+    exception, anything but this, keeps its traceback). ``toast=False``: the page shows no pop-up,
+    as it explains the refusal in place (ui.errors); API callers get the message either way."""
+    log.info("refused: %s: %s", title, " ".join(message.split()))
+    return gr.Error(message, title=title, print_exception=False, visible=toast)
 
 
 def checked_config(d: Any, side: str = "") -> Config:
@@ -77,7 +87,7 @@ def checked_config(d: Any, side: str = "") -> Config:
         config = Config.from_dict(dict(d))
         LIMITS.check_architecture(config)
     except (ConfigError, LimitError) as err:
-        raise refuse(f"{prefix}{err}", "Configuration refused") from None
+        raise refuse(f"{prefix}{err}", "Configuration refused", toast=False) from None
     except TypeError as err:
         raise refuse(f"{prefix}configuration not understood: {err}", "Configuration refused") from None
     return config
@@ -107,7 +117,7 @@ def run_admitted(config: Config, t: Trace, estimate: int, image_path: str | None
     """Decode, admit and run one image. The caller holds ``engine().slot()`` from here until it is
     done with the run's levels (statistics, maps), so the memory admitted covers that work too."""
     decoded = decode(image_path)
-    admit(t, estimate, decoded)
+    admit(t, estimate + weights.load_bytes, decoded)  # a checkpoint's tensors are held while it loads
     try:
         return engine().run(config, decoded.image, weights, precision), decoded
     except weights_errors() as err:
@@ -143,22 +153,29 @@ def decode(image_path: str | None) -> Decoded:
 
 
 def uploaded_path(image: Any) -> str:
-    """gr.api hands inputs over unprocessed: accept only files uploaded to this server."""
-    path = image.get("path") if isinstance(image, dict) else None
+    """gr.api hands inputs over unprocessed: accept only files uploaded to this server, as a FileData
+    (gradio_client's handle_file) or as this server's own file URL (what MCP clients send after
+    uploading); nothing is fetched from elsewhere."""
+    path = image.get("path") if isinstance(image, dict) else image
+    if isinstance(path, str) and _FILE_ROUTE in path:
+        path = urllib.parse.unquote(path.split(_FILE_ROUTE, 1)[1])
     if not isinstance(path, str):
-        raise refuse("image must be a file sent with gradio_client.handle_file(path)", "Image refused")
+        raise refuse("image must be a file sent with gradio_client.handle_file(path), or the URL of a file "
+                     "uploaded to this server", "Image refused")
     resolved = Path(path).resolve()
     if not resolved.is_relative_to(Path(get_upload_folder()).resolve()) or not resolved.is_file():
         raise refuse("image was not uploaded to this server", "Image refused")
     return str(resolved)
 
 
+_FILE_ROUTE = "/gradio_api/file="
+
+
 def weights_for(config: Config, mode: str | None, seed: Any = 0, checkpoint: str | None = None,
-                progress: gr.Progress | None = None) -> Weights:
+                progress: gr.Progress | None = None, who: str | None = None) -> Weights:
     """The weights a run uses: "random", "upload" (a file), a published source's name, or the
     API's short names "imagenet" / "coco". A published file is fetched first (from the cache, or
     downloaded with progress); a source that does not fit the design is refused, never half loaded."""
-    from resfpn.weights import download, pretrained
     from resfpn.serving.engine import Weights
 
     seed = _seed(seed)
@@ -167,18 +184,78 @@ def weights_for(config: Config, mode: str | None, seed: Any = 0, checkpoint: str
         if not checkpoint:
             raise refuse("Upload a checkpoint (.pth or .safetensors, torchvision layout) first, or choose "
                          "another weights option.", "No checkpoint")
+        size = Path(checkpoint).stat().st_size
+        if size > LIMITS.memory_budget:
+            raise refuse(f"checkpoint {Path(checkpoint).name} is {size / 2**20:,.0f} MiB, above this server's memory "
+                         f"budget of {LIMITS.memory_budget / 2**20:,.0f} MiB for loading it", "Checkpoint refused")
         return Weights.from_file(checkpoint, seed=seed)
     if mode == "random":
         return Weights(seed=seed)
-    try:
-        source = pretrained.resolve(mode, config)
-        pretrained.require_fit(config, source)
-        download.fetch(source, _progress_callback(progress))
-    except (pretrained.NoSuchSource, pretrained.WeightsDontFit, download.CorruptFile) as err:
-        raise refuse(str(err), "Weights refused") from None
-    except download.WeightsUnavailable as err:
-        raise refuse(str(err), "Weights not available") from None
+    source = published_source(config, mode)
+    fetch_shared(source, who or f"call-{threading.get_ident()}-{id(config)}", progress)
     return Weights(seed=seed, source=source.name)
+
+
+def fetch_shared(source, who: str, progress: gr.Progress | None = None):
+    """The local file of published ``source``: cached, or downloaded by the server's one shared
+    download of it (``resfpn.weights.download_jobs``), waited for here with progress; ``who`` (a
+    session) may stop waiting with ``cancel_downloads``. Returns the path."""
+    steps = download_steps(source, who)
+    while True:
+        try:
+            done, total, status = next(steps)
+        except StopIteration as finished:
+            return finished.value
+        if progress is not None:
+            progress((done, total), desc=status, unit="bytes")
+
+
+def download_steps(source, who: str):
+    """``fetch_shared`` as a generator: yields (bytes done, total, status line) about twice a second
+    while the file downloads, and returns its path (``path = yield from download_steps(...)``)."""
+    from resfpn.weights import download
+    from resfpn.weights.download_jobs import DOWNLOADS
+
+    try:
+        cached = download.cached_path(source)
+    except download.CorruptFile as err:
+        raise refuse(str(err), "Weights refused") from None
+    if cached is not None:
+        return cached
+    job = DOWNLOADS.join(source, who)
+    try:
+        while not job.wait(0.5):
+            if who not in job.waiters:
+                raise refuse(f"Download of {source.name} cancelled; {job.status()}.", "Download cancelled")
+            yield job.done, job.total or source.bytes, job.status()
+    finally:
+        DOWNLOADS.leave(job, who)
+    if isinstance(job.error, download.CorruptFile):
+        raise refuse(str(job.error), "Weights refused")
+    if job.error is not None:
+        raise refuse(str(job.error), "Weights not available")
+    return job.path
+
+
+def cancel_downloads(who: str) -> str:
+    """The page's Cancel: ``who`` stops waiting; a download nobody else waits for stops."""
+    from resfpn.weights.download_jobs import DOWNLOADS
+
+    left = DOWNLOADS.leave_all(who)
+    return "Download cancelled." if left else "No download was running for this page."
+
+
+def published_source(config: Config, name: str):
+    """The published source ``name`` ("imagenet", "coco" or a source name) picks for ``config``,
+    without fetching it; refused (naming the weights that fit) when unknown or not fitting."""
+    from resfpn.weights import pretrained
+
+    try:
+        source = pretrained.resolve(name, config)
+        pretrained.require_fit(config, source)
+    except (pretrained.NoSuchSource, pretrained.WeightsDontFit) as err:
+        raise refuse(str(err), "Weights refused") from None
+    return source
 
 
 def _seed(value: Any) -> int:
@@ -191,12 +268,6 @@ def _seed(value: Any) -> int:
     return seed
 
 
-def _progress_callback(progress: gr.Progress | None):
-    if progress is None:
-        return None
-    return lambda done, total, desc: progress((done, total), desc=desc)
-
-
 def weights_errors() -> tuple[type[Exception], ...]:
     """Errors a checkpoint can raise while it loads (refused all or nothing)."""
     from resfpn.weights import download, pretrained, loading as weights
@@ -206,21 +277,33 @@ def weights_errors() -> tuple[type[Exception], ...]:
 
 # -- figures follow the page's theme and download under the design's name --------------------------
 
-# Gradio marks dark mode with the "dark" class (on <body>, or on <gradio-app> when embedded).
-THEME_JS = "() => document.body.classList.contains('dark') || !!document.querySelector('gradio-app.dark') ? 'dark' : 'light'"
+# Gradio marks dark mode with the "dark" class (on <body>, or on <gradio-app> when embedded). A phone
+# adds " narrow": its figures are laid out for a narrow screen (two heatmaps per row).
+THEME_JS = ("() => (document.body.classList.contains('dark') || !!document.querySelector('gradio-app.dark') "
+            "? 'dark' : 'light') + (window.innerWidth < NARROW_PX ? ' narrow' : '')").replace("NARROW_PX", "700")
+_narrow: ContextVar[bool] = ContextVar("narrow", default=False)
 
 
-def png_js(elem_id: str) -> str:
-    """A plot toolbar button's browser code: download the plot as PNG under its design's name."""
+def narrow() -> bool:
+    """Whether the page that sent this event is a narrow screen (a phone), from its theme value."""
+    return _narrow.get()
+
+
+def png_js(elem_id: str, fmt: str = "png") -> str:
+    """A plot toolbar button's browser code: download the plot as ``fmt`` under its design's name."""
+    scale = ", scale: 2" if fmt == "png" else ""
     return (f"() => {{ const gd = document.querySelector('#{elem_id} .js-plotly-plot'); "
-            "if (gd && window.Plotly) window.Plotly.downloadImage(gd, {format: 'png', scale: 2, "
+            f"if (gd && window.Plotly) window.Plotly.downloadImage(gd, {{format: '{fmt}'{scale}, "
             "filename: (gd.layout.meta || {}).filename || 'resfpn-figure'}); }")
 
 
 def plot(elem_id: str, **kwargs: Any) -> gr.Plot:
-    """A gr.Plot whose toolbar downloads SVG (Plotly's camera) and PNG (the extra button)."""
+    """A gr.Plot whose toolbar (above the figure, not over it) downloads SVG and PNG; Plotly's own
+    toolbar is hidden, so nothing covers the figure's title."""
+    svg = gr.Button("SVG", size="sm", elem_id=f"{elem_id}-svg")
     png = gr.Button("PNG", size="sm", elem_id=f"{elem_id}-png")
-    component = gr.Plot(show_label=False, elem_id=elem_id, buttons=[png], **kwargs)
+    component = gr.Plot(show_label=False, elem_id=elem_id, buttons=[svg, png], elem_classes=["resfpn-plot"], **kwargs)
+    svg.click(None, js=png_js(elem_id, "svg"))
     png.click(None, js=png_js(elem_id))
     return component
 
@@ -237,6 +320,9 @@ def themed(fn, figures: dict[int, str], config_of):
         from resfpn.figures import apply_theme, design_filename, plot_json
 
         *args, theme = args
+        theme = str(theme or "light")
+        _narrow.set("narrow" in theme.split())
+        theme = "dark" if theme.split()[:1] == ["dark"] else "light"
         out = fn(*args)
         single = not isinstance(out, (tuple, list))
         out = [out] if single else list(out)
@@ -244,7 +330,8 @@ def themed(fn, figures: dict[int, str], config_of):
         for i, name in figures.items():
             if isinstance(out[i], go.Figure):
                 fig = apply_theme(out[i], "dark" if theme == "dark" else "light")
-                out[i] = PlotData(type="plotly", plot=plot_json(fig, design_filename(config, name)))
+                filename = design_filename(config, name) if config is not None else f"resfpn-{name}"
+                out[i] = PlotData(type="plotly", plot=plot_json(fig, filename))
         return out[0] if single else out
 
     handler.__name__, handler.__doc__ = fn.__name__, fn.__doc__

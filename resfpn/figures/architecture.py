@@ -11,9 +11,9 @@ import plotly.graph_objects as go
 from ..model.config import LEVEL_STRIDE
 from ..formatting import ceil_div, format_count, format_mib, format_shape
 from ..shapes.records import Trace
-from ._canvas import Canvas, add_arrow, add_box, add_label, add_nodes, add_pill
-from ._highlight import Marks, add_rings, differs_hover, mark_box, place_marks
-from ._style import (
+from .kit.canvas import Canvas, add_arrow, add_box, add_label, add_nodes, add_pill
+from .kit.highlight import Marks, add_rings, differs_hover, mark_box, place_marks
+from .kit.style import (
     BAD, BAD_FILL, DIFF, INK, LATERAL, LINE, MUTED, OFF, OK, add_status, card_layout, failure, hidden_axes, mismatch_note,
 )
 

@@ -7,8 +7,8 @@ import plotly.graph_objects as go
 from ..model.config import SKIP_OPTIONS
 from ..formatting import format_count, format_shape
 from ..shapes.records import ModuleRecord, Trace
-from ._canvas import Canvas, add_arrow, add_box, add_label, add_nodes, add_pill
-from ._style import BAD, F_COLOR, GRID, INK, LINE, MUTED, OFF, OFF_FILL, S_COLOR, add_status, card_layout, failure, hidden_axes
+from .kit.canvas import Canvas, add_arrow, add_box, add_label, add_nodes, add_pill
+from .kit.style import BAD, F_COLOR, GRID, INK, LINE, MUTED, OFF, OFF_FILL, S_COLOR, add_status, card_layout, failure, hidden_axes
 
 SLOT, STEP_W = 25.0, 10.4  # width of one stage's panel (of 0..100) and of a step's box
 Y_IN, Y_ADD, Y_OUT, STEP_H = 6.0, 76.0, 90.0, 8.5

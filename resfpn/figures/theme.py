@@ -1,7 +1,7 @@
 """Recolour a finished figure for the page's light or dark theme.
 
 Every figure is drawn for a light page. ``apply_theme(fig, "dark")`` walks the figure's JSON once and
-swaps each structural colour for its pair in ``_style.DARK`` (card, ink, grid, box fills and
+swaps each structural colour for its pair in ``kit.style.DARK`` (card, ink, grid, box fills and
 outlines), also inside ``color:#…`` spans of label text and in ``rgba()`` colours; colours without a
 pair (OK/BAD, level colours, colour scales) are semantic and stay. Text drawn on a coloured mark
 (the "+" of a ⊕ node) keeps its colour too. Whatever a figure leaves to plotly.js's light defaults
@@ -15,7 +15,7 @@ from typing import Any, Literal, get_args
 
 import plotly.graph_objects as go
 
-from ._style import DARK, DARK_DEFAULTS
+from .kit.style import DARK, DARK_DEFAULTS
 
 Theme = Literal["light", "dark"]
 THEMES: tuple[Theme, ...] = get_args(Theme)

@@ -54,7 +54,15 @@ class Weights:
 
     @classmethod
     def from_file(cls, path: str | Path, seed: int = 0) -> "Weights":
-        return cls(seed=seed, checkpoint=str(path), digest=hashlib.sha256(Path(path).read_bytes()).hexdigest())
+        """Weights from a checkpoint file, identified by its sha256 (read in pieces, once per file)."""
+        from ..weights.digests import sha256_file
+
+        return cls(seed=seed, checkpoint=str(path), digest=sha256_file(path))
+
+    @property
+    def load_bytes(self) -> int:
+        """Bytes loading these weights may hold beside the model: the checkpoint's tensors (its file size)."""
+        return Path(self.checkpoint).stat().st_size if self.checkpoint else 0
 
     @property
     def key(self) -> tuple:

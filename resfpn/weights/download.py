@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 import threading
 import time
 import urllib.error
@@ -26,6 +25,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from .digests import remember, sha256_file
 from .pretrained import Source
 
 # progress(done_bytes, total_bytes or None, description); the app passes a gr.Progress adapter.
@@ -102,11 +102,8 @@ def torch_checkpoints_dir() -> Path:
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """The file's sha256, hashed once per (path, size, mtime) (``resfpn.weights.digests``)."""
+    return sha256_file(path)
 
 
 def _lock_for(key: str) -> threading.Lock:
@@ -157,15 +154,41 @@ def _cache_where(source: Source) -> str:
 # -- the Hugging Face Hub ----------------------------------------------------------------------
 
 
+def hub_endpoint() -> str | None:
+    """``HF_ENDPOINT`` as set now (huggingface_hub reads it once, at import)."""
+    return os.environ.get("HF_ENDPOINT") or None
+
+
 def _cached_hub_file(source: Source) -> Path | None:
     from huggingface_hub import hf_hub_download
 
     try:
-        path = hf_hub_download(source.repo_id, source.filename, cache_dir=hub_cache_dir(), local_files_only=True)
+        path = hf_hub_download(source.repo_id, source.filename, cache_dir=hub_cache_dir(), local_files_only=True,
+                               revision=source.revision)
     except (FileNotFoundError, OSError, ValueError):  # LocalEntryNotFoundError is a FileNotFoundError
         return None
     check_hub_blob(Path(path))
+    check_pins(Path(path), source)
     return Path(path)
+
+
+def check_pins(path: Path, source: Source) -> None:
+    """A pinned Hub file must have the pinned size and sha256 (hashed once per file, ``resfpn.weights.digests``).
+
+    Raises:
+        CorruptFile: naming the file, the pinned and the actual values.
+    """
+    if not source.sha256:
+        return
+    size = path.stat().st_size
+    if size != source.bytes:
+        raise CorruptFile(f"{path} is {size:,} bytes, but {source.repo_id}@{source.revision} pins "
+                          f"{source.bytes:,}. It is not used. Delete it and download it again.", (path, path.resolve()))
+    actual = sha256_of(path)
+    if actual != source.sha256:
+        raise CorruptFile(f"{path} has sha256 {actual[:16]}…, but {source.repo_id}@{source.revision} pins "
+                          f"{source.sha256[:16]}…. It is not used. Delete it and download it again.",
+                          (path, path.resolve()))
 
 
 def check_hub_blob(path: Path) -> None:
@@ -234,14 +257,25 @@ def _download_hub_file(source: Source, progress: Progress | None, timeout: float
     cache = hub_cache_dir()
     try:
         # One HEAD, not retried: hf_hub_download itself retries an unreachable Hub with backoff (~25 s).
-        info = get_hf_file_metadata(hf_hub_url(source.repo_id, source.filename), timeout=min(timeout, STALL_S))
+        from huggingface_hub import constants
+
+        # Our deadline, size cap and cancel ride on the progress bar. hf_xet transfers do not drive it,
+        # so these downloads go over plain HTTP (the Hub serves both; checked in the tests); and the
+        # plain transfer reports once per DOWNLOAD_CHUNK_SIZE (10 MiB), so it reports every 64 KiB here.
+        constants.HF_HUB_DISABLE_XET = True
+        constants.DOWNLOAD_CHUNK_SIZE = 64 * 1024
+        url = hf_hub_url(source.repo_id, source.filename, revision=source.revision, endpoint=hub_endpoint())
+        info = get_hf_file_metadata(url, timeout=min(timeout, STALL_S))
+        if source.revision and info.commit_hash and info.commit_hash != source.revision:
+            raise CorruptFile(f"{what}: the Hub answered commit {info.commit_hash}, not the pinned {source.revision}")
         if info.size is not None and info.size > source.max_bytes:
             raise WeightsUnavailable(f"{what} is {info.size:,} bytes on the Hub; refused above "
                                      f"{source.max_bytes:,} bytes (published about {source.bytes:,})")
         bar = _bar_factory(progress, time.monotonic() + timeout, source.max_bytes, what)
         path = Path(hf_hub_download(source.repo_id, source.filename, cache_dir=cache, tqdm_class=bar,
-                                    etag_timeout=min(timeout, STALL_S)))
-    except WeightsUnavailable:
+                                    etag_timeout=min(timeout, STALL_S), revision=source.revision,
+                                    endpoint=hub_endpoint()))
+    except (WeightsUnavailable, CorruptFile):
         raise
     except Exception as err:  # httpx / huggingface_hub raise many types for "unreachable"
         raise WeightsUnavailable(
@@ -249,7 +283,13 @@ def _download_hub_file(source: Source, progress: Progress | None, timeout: float
             f"({type(err).__name__}: {_first_line(err)}). Pre-download it where the Hub is reachable: "
             f"{download_command(source)}"
         ) from None
-    check_hub_blob(path)
+    try:
+        check_hub_blob(path)
+        check_pins(path, source)
+    except CorruptFile as err:  # what came is not what was pinned: nothing of it stays in the cache
+        for p in err.paths:
+            Path(p).unlink(missing_ok=True)
+        raise CorruptFile(f"downloaded {what} was discarded: {err}") from None
     if progress:
         progress(path.stat().st_size, path.stat().st_size, f"downloaded {what}")
     return path
@@ -292,41 +332,101 @@ def check_torch_file(path: Path, prefix: str) -> None:
         raise CorruptFile(message, (path,))
 
 
+def torchvision_url(source: Source) -> str:
+    """``source.url``, or the same file under ``RESFPN_TORCHVISION_URL`` (a mirror of
+    download.pytorch.org/models/, read at call time) when that is set."""
+    from .pretrained import TORCHVISION_URL
+
+    mirror = os.environ.get("RESFPN_TORCHVISION_URL", "").strip()
+    if mirror and source.url and source.url.startswith(TORCHVISION_URL):
+        return mirror.rstrip("/") + "/" + source.url[len(TORCHVISION_URL):]
+    return source.url or ""
+
+
+PARTIAL_MAX_AGE_S = 24 * 3600.0  # a partial file untouched this long is stale: removed, never resumed
+
+
+def partial_path(source: Source) -> Path:
+    """Where an unfinished torchvision download waits to be resumed (never loaded: not its final name)."""
+    return torch_checkpoints_dir() / f".{source.filename}.partial"
+
+
+def remove_stale_partials(folder: Path, max_age_s: float = PARTIAL_MAX_AGE_S) -> list[Path]:
+    """Delete ``.*.partial`` files in ``folder`` untouched for ``max_age_s``; returns what was removed."""
+    removed = []
+    now = time.time()
+    for path in folder.glob(".*.partial"):
+        try:
+            if now - path.stat().st_mtime > max_age_s:
+                path.unlink()
+                removed.append(path)
+        except OSError:
+            pass
+    return removed
+
+
 def _download_torch_file(source: Source, progress: Progress | None, timeout: float) -> Path:
+    """Stream ``source`` into its partial file, resuming with an HTTP Range request where a previous
+    transfer stopped (a server that ignores Range sends the whole file: it is started again). The
+    file gets its final name only once its sha256 matches; an interrupted transfer keeps its
+    partial file for the next try, a wrong or oversized one loses it."""
+    url = torchvision_url(source)
     dest = torch_checkpoints_dir() / source.filename
     dest.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_partials(dest.parent)
     prefix = _expected_prefix(source)
     deadline = time.monotonic() + timeout
-    digest, done = hashlib.sha256(), 0
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{source.filename}.", suffix=".partial")
+    partial = partial_path(source)
+    have = partial.stat().st_size if partial.is_file() else 0
+    keep = True  # whether the partial file is worth resuming if this transfer stops
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(source.url, timeout=min(timeout, STALL_S)) as response:
-            total = int(response.headers.get("Content-Length") or 0) or None
+        request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+        with urllib.request.urlopen(request, timeout=min(timeout, STALL_S)) as response:
+            resumed = have > 0 and response.status == 206
+            digest, done = hashlib.sha256(), 0
+            if resumed:
+                with open(partial, "rb") as f:  # the bytes already here count towards the digest
+                    while piece := f.read(_CHUNK):
+                        digest.update(piece)
+                done = have
+            length = int(response.headers.get("Content-Length") or 0) or None
+            total = (done + length) if length else None
             if total and total > source.max_bytes:
-                raise WeightsUnavailable(f"{source.url} announces {total:,} bytes; refused above {source.max_bytes:,}")
-            while chunk := response.read(_CHUNK):
-                done += len(chunk)
-                if done > source.max_bytes:
-                    raise WeightsUnavailable(f"{source.url}: refused, the download passed {source.max_bytes:,} bytes")
-                if time.monotonic() > deadline:
-                    raise WeightsUnavailable(f"{source.url}: the download did not finish in {timeout:.0f} s and was stopped")
-                out.write(chunk)
-                digest.update(chunk)
-                if progress:
-                    progress(done, total, f"downloading {source.filename}")
+                keep = False
+                raise WeightsUnavailable(f"{url} announces {total:,} bytes; refused above {source.max_bytes:,}")
+            with open(partial, "ab" if resumed else "wb") as out:
+                # read1: whatever has arrived (up to 1 MiB), so progress, the deadline and a cancel
+                # are seen while a slow server trickles, not once per full MiB
+                while chunk := response.read1(_CHUNK):
+                    done += len(chunk)
+                    if done > source.max_bytes:
+                        keep = False
+                        raise WeightsUnavailable(f"{url}: refused, the download passed {source.max_bytes:,} bytes")
+                    out.write(chunk)
+                    digest.update(chunk)
+                    if progress:
+                        progress(done, total, f"downloading {source.filename}")
+                    if time.monotonic() > deadline:
+                        raise WeightsUnavailable(
+                            f"{url}: the download did not finish in {timeout:.0f} s and was stopped at "
+                            f"{done / 1e6:.1f} MB; it resumes from there next time ({partial})")
+        if total and done < total:
+            raise WeightsUnavailable(f"{url}: the transfer broke off at {done:,} of {total:,} bytes; it resumes "
+                                     f"from there next time ({partial})")
         if not digest.hexdigest().startswith(prefix):
-            raise CorruptFile(f"downloaded {source.url} is not the published file: sha256 {digest.hexdigest()[:16]}… "
+            keep = False
+            raise CorruptFile(f"downloaded {url} is not the published file: sha256 {digest.hexdigest()[:16]}… "
                               f"does not start with {prefix}; it was discarded")
-        os.replace(tmp, dest)
+        os.replace(partial, dest)
+        remember(dest, digest.hexdigest())  # hashed as it streamed: later uses do not read it again
     except (WeightsUnavailable, CorruptFile):
+        if not keep:
+            partial.unlink(missing_ok=True)
         raise
     except (urllib.error.URLError, OSError, ValueError) as err:
         raise WeightsUnavailable(
-            f"{source.filename} could not be downloaded from {source.url} and is not cached in {dest.parent} "
+            f"{source.filename} could not be downloaded from {url} and is not cached in {dest.parent} "
             f"({type(err).__name__}: {_first_line(err)}). Pre-download it where the network is reachable: "
             f"{download_command(source)}"
         ) from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return dest

@@ -75,6 +75,22 @@ def translate_key(key: str, model: ResFPN) -> str | None:
     return _backbone_key(key)
 
 
+_HEADS = ("fc.", "head.", "rpn.", "roi_heads.")  # classifier and detector heads: unused, never a problem
+
+
+def _few(keys: list[str], n: int = 4) -> str:
+    return f" ({', '.join(keys[:n])}{', …' if len(keys) > n else ''})" if keys else ""
+
+
+def looks_like(state_dict: Mapping[str, torch.Tensor], model: ResFPN) -> str:
+    """What the checkpoint is and the change of design that would take it, for a refusal's message."""
+    from .checkpoint_layout import recognise
+
+    layout = recognise(state_dict)
+    fix = layout.fix(model.config)
+    return f" The checkpoint: {layout.describe()}" + (f" Fix: change {fix}." if fix else "")
+
+
 def load_torchvision_weights(model: ResFPN, state_dict: Mapping[str, torch.Tensor]) -> LoadResult:
     """Copy a torchvision checkpoint's tensors into ``model``; all or nothing.
 
@@ -100,14 +116,21 @@ def load_torchvision_weights(model: ResFPN, state_dict: Mapping[str, torch.Tenso
         updates[ours] = value
     if bad:
         shown = "; ".join(bad[:8]) + (f"; and {len(bad) - 8} more" if len(bad) > 8 else "")
+        matched = {translate_key(k, model) for k in state_dict} & set(own)
+        lacking = [k for k in own if k not in matched and not k.endswith("num_batches_tracked")]
+        unused = [k for k in result.ignored if not k.startswith(_HEADS)]
+        keys = (f" Missing from the checkpoint: {len(lacking)} tensor(s){_few(lacking)}."
+                f" Unexpected (no such part here): {len(unused)} key(s){_few(unused)}.")
         raise WeightsError(
-            f"checkpoint does not fit this architecture: {len(bad)} tensor(s) disagree in shape: {shown}. "
+            f"checkpoint does not fit this architecture: {len(bad)} tensor(s) disagree in shape: {shown}.{keys} "
             f"Choose the preset the checkpoint was trained with (e.g. resnet50 for a ResNet-50 checkpoint)."
+            + looks_like(state_dict, model)
         )
     if not updates:
         raise WeightsError(
             f"no tensor in the checkpoint matches this model ({len(result.ignored)} keys ignored, e.g. "
-            f"{result.ignored[:3]}); expected torchvision ResNet keys such as 'conv1.weight' or 'backbone.body.conv1.weight'"
+            f"{result.ignored[:3]}); expected torchvision ResNet keys such as 'conv1.weight' or 'backbone.body.conv1.weight'."
+            + looks_like(state_dict, model)
         )
     with torch.no_grad():
         for ours, value in updates.items():
@@ -130,7 +153,7 @@ def load_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     if Path(path).suffix.lower() == ".safetensors" or _looks_like_safetensors(path):
         return read_safetensors(path)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=_is_zip(path))
     except pickle.UnpicklingError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise WeightsError(
@@ -145,6 +168,15 @@ def load_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(obj, Mapping) or not any(isinstance(v, torch.Tensor) for v in obj.values()):
         raise WeightsError(f"{Path(path).name} holds no state dict (a mapping of names to tensors)")
     return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+
+
+def _is_zip(path: str | Path) -> bool:
+    """torch.save's zip format, which ``torch.load(mmap=True)`` maps instead of reading whole."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
 
 
 def _looks_like_safetensors(path: str | Path) -> bool:
@@ -221,6 +253,7 @@ def check_complete(model: ResFPN, state_dict: Mapping[str, torch.Tensor], parts:
         raise WeightsError(
             "checkpoint refused, nothing loaded: it does not fit this architecture: "
             + "; ".join(p for p in problems if p) + ". It may be truncated, for another model, or not the published file."
+            + looks_like(state_dict, model)
         )
 
 

@@ -58,12 +58,22 @@ class Source:
     repo_id: str | None = None  # Hugging Face Hub repository (ImageNet sources)
     url: str | None = None  # torchvision's URL (COCO sources); its file name carries a sha256 prefix
     trained: str = "backbone"  # which parts the file trains: "backbone" or "backbone + FPN"
+    # Pins of a Hub file: the commit it is fetched at and its sha256 (its size is ``bytes``, exact
+    # once pinned). None: resolved on the moving "main" and checked against its blob name only,
+    # because the published values could not be read where this was written (no Hub access).
+    revision: str | None = None
+    sha256: str | None = None
     bn_eps: float | None = None  # torchvision sets BN eps to this after loading (0.0 for its COCO_V1 sets)
 
     @property
     def where(self) -> str:
         """The exact source a label names: a Hub repository id or a checkpoint file name."""
         return self.repo_id if self.repo_id else self.filename
+
+    @property
+    def pinned(self) -> bool:
+        """True when the file is fixed by commit, sha256 and size (Hub), or by its name's sha256 prefix (torchvision)."""
+        return bool(self.url) or bool(self.revision and self.sha256)
 
     @property
     def max_bytes(self) -> int:
@@ -162,6 +172,22 @@ def get_source(name: str) -> Source:
     return SOURCES[name]
 
 
+def fitting_names(config: Config) -> list[str]:
+    """Every weights name a run of ``config`` accepts: 'random', the families with a source that
+    fits, and the fitting sources themselves.
+
+    >>> fitting_names(Config.preset("resnet18"))
+    ['random', 'imagenet', 'imagenet-resnet18']
+    """
+    fitting = [s for s in SOURCES.values() if fit(config, s).fits]
+    families = [f for f in FAMILIES if any(s.family == f for s in fitting)]
+    return ["random", *families, *(s.name for s in fitting)]
+
+
+def _names_that_fit(config: Config) -> str:
+    return f" Names that fit this design: {', '.join(fitting_names(config))}."
+
+
 @dataclass(frozen=True)
 class Fit:
     """Whether ``source`` fits a design, and the changes that would make it fit."""
@@ -222,9 +248,12 @@ def resolve(name: str, config: Config) -> Source:
         closest = sorted(fits, key=lambda f: len(f.changes))[:3]
         raise WeightsDontFit(
             f"no published {FAMILIES[name]} weights fit this design. Closest: "
-            + " | ".join(f"{f.source.name}: {f.reason()}" for f in closest)
+            + " | ".join(f"{f.source.name}: {f.reason()}" for f in closest) + "." + _names_that_fit(config)
         )
-    return get_source(name)
+    try:
+        return get_source(name)
+    except NoSuchSource as err:
+        raise NoSuchSource(f"{err}.{_names_that_fit(config)}") from None
 
 
 class WeightsDontFit(ValueError):
@@ -238,7 +267,7 @@ def require_fit(config: Config, source: Source) -> None:
         fix = ", ".join(f"{k}={v!r}" for k, v in f.changes.items())
         raise WeightsDontFit(
             f"{source.name} ({source.where}) does not fit this design: it {f.reason()}. "
-            f"Fix: change {fix}, or choose weights that fit (see weight_choices)."
+            f"Fix: change {fix}, or choose weights that fit.{_names_that_fit(config)}"
         )
 
 

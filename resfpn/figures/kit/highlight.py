@@ -13,10 +13,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..model.fpn import merge_site
-from ..shapes.records import Trace
-from ._canvas import Canvas, add_label
-from ._style import DIFF, ON_MARK
+from ...model.fpn import merge_site
+from ...shapes.records import Trace
+from .canvas import Canvas, add_label
+from .style import DIFF, ON_MARK
 
 MAX_HOVER_NAMES = 8
 FPN_PART_MARK = {"fpn.lateral": "lateral", "fpn.output": "output", "fpn.extra": "extra"}
