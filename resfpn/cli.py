@@ -48,8 +48,23 @@ def build_parser() -> argparse.ArgumentParser:
         "every addition, parameters, MACs and activation memory.",
         epilog="Exit status: 0 when every addition holds; 1 when a shape mismatch is diagnosed (then "
         "--export-code writes nothing and prints the diagnosis); 2 for bad arguments or an unusable "
-        "--config file, or a file that cannot be written.",
+        "--config file, or a file that cannot be written. `python -m resfpn sizes --help`: the input "
+        "sizes a design builds at.",
     )
+    add_design_arguments(p)
+    p.add_argument("--json", action="store_true", help="print the full report as JSON")
+    cli_weights.add_run_arguments(p)  # --image, --weights, --seed
+    p.add_argument("--save-config", metavar="DESIGN.json", help="write the design as a JSON file for --config")
+    p.add_argument("--export-code", metavar="MODEL.py",
+                   help="write the design as one standalone PyTorch file (imports only torch) whose "
+                   "build_model() loads resfpn's state_dict; refused, with exit status 1, for a design "
+                   "with a shape mismatch")
+    add_compare_arguments(p)  # --vs, --vs-preset
+    return p
+
+
+def add_design_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags that describe a design: --preset, --config, --input and one per configuration field."""
     p.add_argument("--preset", default="reference", choices=list(PRESETS), help="starting point (default: reference)")
     p.add_argument("--config", metavar="DESIGN.json",
                    help="read the design from a JSON file (a report's config, or a whole --json report); "
@@ -68,15 +83,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fpn-from", choices=FPN_FROM)
     p.add_argument("--stem-width", type=int)
     p.add_argument("--batch", type=int)
-    p.add_argument("--json", action="store_true", help="print the full report as JSON")
-    cli_weights.add_run_arguments(p)  # --image, --weights, --seed
-    p.add_argument("--save-config", metavar="DESIGN.json", help="write the design as a JSON file for --config")
-    p.add_argument("--export-code", metavar="MODEL.py",
-                   help="write the design as one standalone PyTorch file (imports only torch) whose "
-                   "build_model() loads resfpn's state_dict; refused, with exit status 1, for a design "
-                   "with a shape mismatch")
-    add_compare_arguments(p)  # --vs, --vs-preset
-    return p
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -140,6 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["download"]:
         return cli_weights.download_main(argv[1:])
+    if argv[:1] == ["sizes"]:
+        from .cli_sizes import sizes_main
+
+        return sizes_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)  # exits with status 2 and a message on bad arguments
     if comparing(args):

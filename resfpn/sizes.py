@@ -93,7 +93,7 @@ class Conv:
     bias: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: one recording per structure
 class Program:
     """The per-axis shape program of one structure (see the module docstring)."""
 
@@ -260,6 +260,38 @@ def _symbolic(c: Conv, probe: Config) -> Conv:
     return Conv(c.out, _symbol(c.in_channels, probe), _symbol(c.out_channels, probe), c.kernel, c.groups, c.bias)
 
 
+SYMBOLS = ("in", "fpn", *(("rank", r) for r in range(len(_RANK_PRIMES))),
+           *(("inner", r) for r in range(len(_RANK_PRIMES))))
+
+
+def channel_table(config: Config) -> np.ndarray:
+    """``config``'s channel count for each of ``SYMBOLS`` (0 for a rank the design does not have)."""
+    ranks = sorted({config.stem_width, *config.widths})
+    ranks += [0] * (len(_RANK_PRIMES) - len(ranks))
+    return np.array([config.input_channels, config.fpn_width, *ranks, *(r // config.expansion for r in ranks)],
+                    dtype=np.int64)
+
+
+@functools.lru_cache(maxsize=128)
+def _codes(prog: "Program") -> dict[str, np.ndarray]:
+    """The program's channel symbols as indices into ``SYMBOLS``, and its conv facts, as arrays."""
+    index = {s: i for i, s in enumerate(SYMBOLS)}
+
+    def convs(cs):
+        return {"out": np.array([c.out for c in cs], dtype=np.int64),
+                "cin": np.array([index[c.in_channels] for c in cs], dtype=np.int64),
+                "cout": np.array([index[c.out_channels] for c in cs], dtype=np.int64),
+                "kk": np.array([c.kernel[0] * c.kernel[1] for c in cs], dtype=np.int64),
+                "groups": np.array([c.groups for c in cs], dtype=np.int64),
+                "bias": np.array([c.bias for c in cs], dtype=np.int64)}
+
+    return {"values": np.array([index[c] for c in prog.channels], dtype=np.int64),
+            "norms": np.array([index[c] for c in prog.norms], dtype=np.int64),
+            "levels": np.array(list(prog.levels.values()), dtype=np.int64),
+            **{f"run_{k}": v for k, v in convs(prog.convs).items()},
+            **{f"all_{k}": v for k, v in convs(prog.weights).items()}}
+
+
 def bind(symbol: Any, config: Config) -> int:
     """The channel count ``symbol`` stands for in ``config``."""
     if symbol == "in":
@@ -388,6 +420,14 @@ class SizeMap:
     axes: dict[str, dict[str, AxisMap]]  # policy -> axis -> map
     valid: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # policy -> axis -> sorted sizes
 
+    @property
+    def max_size(self) -> int:
+        return len(next(iter(next(iter(self.axes.values())).values())).first_fail)
+
+    def summary(self, policy: str, axis: str) -> str:
+        """The valid sizes in a few words, e.g. ``'29–32 (mod 32)'`` (see ``compact``)."""
+        return compact(self.valid[policy][axis], self.max_size)
+
     def builds(self, policy: str, height: int, width: int) -> bool:
         return bool(self.axes[policy]["height"].builds[height - 1] and self.axes[policy]["width"].builds[width - 1])
 
@@ -429,7 +469,7 @@ class SizeMap:
     def to_dict(self, failures: int = 8) -> dict[str, Any]:
         """JSON: per policy and axis the sorted valid sizes, a compact summary, and the first failing
         addition for ``failures`` sizes that do not build (spread over 1..MAX_SIZE)."""
-        out: dict[str, Any] = {"max_size": MAX_SIZE, "config": self.config.to_dict(), "policies": {}}
+        out: dict[str, Any] = {"max_size": self.max_size, "config": self.config.to_dict(), "policies": {}}
         for policy, axes in self.axes.items():
             out["policies"][policy] = {}
             for axis in AXES:
@@ -438,7 +478,7 @@ class SizeMap:
                 sample = bad[np.linspace(0, len(bad) - 1, min(failures, len(bad))).astype(int)] if len(bad) else []
                 out["policies"][policy][axis] = {
                     "valid": valid,
-                    "summary": compact(valid),
+                    "summary": self.summary(policy, axis),
                     "failures": [{"size": int(n)} | f.to_dict() for n in sample
                                  if (f := self.first_failure(policy, axis, int(n))) is not None],
                 }
@@ -541,11 +581,9 @@ def aspect_sizes(size_map_: SizeMap, policy: str, height: int, width: int, count
 
 def parameters(prog: Program, config: Config) -> int:
     """Parameters of the design: every conv's weight (and bias) and every BatchNorm's scale and shift."""
-    total = 0
-    for c in prog.weights:
-        cin, cout = bind(c.in_channels, config), bind(c.out_channels, config)
-        total += cout * (cin // c.groups) * c.kernel[0] * c.kernel[1] + (cout if c.bias else 0)
-    return total + sum(2 * bind(s, config) for s in prog.norms)
+    k, table = _codes(prog), channel_table(config)
+    cin, cout = table[k["all_cin"]], table[k["all_cout"]]
+    return int((cout * (cin // k["all_groups"]) * k["all_kk"] + cout * k["all_bias"]).sum() + 2 * table[k["norms"]].sum())
 
 
 @dataclass
@@ -566,22 +604,28 @@ class Costs:
                 "level_bytes": self.level_bytes.tolist()}
 
 
+@functools.lru_cache(maxsize=1024)
+def _sizes_at(prog: Program, n: int, axis: int) -> np.ndarray:
+    return prog.evaluate(np.array([n], dtype=np.int64), axis)
+
+
 def costs(config: Config, heights: Any, widths: Any) -> Costs:
     """Costs of ``config``'s design at each input size ``(heights[i], widths[i])``, under its own policy,
     analytically from the program (equal to the trace's ``macs.total``, ``params.total`` and
     ``activation_bytes``'s levels and peak, where the size builds)."""
     prog = program(structure_key(config))
     h, w = np.asarray(heights, dtype=np.int64), np.asarray(widths, dtype=np.int64)
-    sh, sw = prog.evaluate(h, 0), prog.evaluate(w, 1)
+    if len(h) == 1:  # one size (the sweep): shared by every design of the structure
+        sh, sw = _sizes_at(prog, int(h[0]), 0), _sizes_at(prog, int(w[0]), 1)
+    else:
+        sh, sw = prog.evaluate(h, 0), prog.evaluate(w, 1)
     fh, fw = _first_failures(prog, sh, config), _first_failures(prog, sw, config)
     area = sh * sw  # (values, sizes)
-    macs = np.zeros(len(h), dtype=np.int64)
-    for c in prog.convs:
-        cin, cout = bind(c.in_channels, config), bind(c.out_channels, config)
-        macs += cout * (cin // c.groups) * c.kernel[0] * c.kernel[1] * area[c.out]
-    chans = np.array([bind(s, config) for s in prog.channels], dtype=np.int64)[:, None]
-    per_value = chans * area * config.batch * ELEMENT_BYTES
-    levels = per_value[list(prog.levels.values())].sum(0)
+    k, table = _codes(prog), channel_table(config)
+    per_conv = table[k["run_cout"]] * (table[k["run_cin"]] // k["run_groups"]) * k["run_kk"]
+    macs = per_conv @ area[k["run_out"]]
+    per_value = table[k["values"]][:, None] * area * config.batch * ELEMENT_BYTES
+    levels = per_value[k["levels"]].sum(0)
     largest = per_value[1:].max(0) if prog.values > 1 else np.zeros(len(h), dtype=np.int64)
     return Costs(h, w, (fh < 0) & (fw < 0), macs * config.batch, parameters(prog, config), levels + 6 * largest,
                  levels)

@@ -131,3 +131,74 @@ def compare(a: dict, b: dict, image: gr.FileData | None = None, weights: str = "
     w = weights_for(checked_config(a), _weights_mode(weights))
     # Both runs take the engine's slot themselves.
     return compare_module.compare(a, b, pil, engine=engine(), weights=w, limits=LIMITS).to_dict()
+
+
+def sizes(config: dict, failures: int = 8, image_width: int = 0, image_height: int = 0) -> dict:
+    """List the input sizes from 1 to 2048 at which a design builds, for each top-down policy and each axis, from a size program recorded from the model's own meta forward.
+
+    Args:
+        config: design fields as for /analyze (missing keys take the reference design's values); its
+            input size is reported as "current".
+        failures: how many of the sizes that do not build to explain, per policy and axis (default 8,
+            spread over 1 to 2048).
+        image_width: optional width of a photo, with image_height; the answer then lists the nearest
+            sizes that build under the design's policy and keep the photo's aspect ratio within 1 %.
+        image_height: optional height of that photo (0, the default, means no photo).
+    Returns:
+        {"policies": {"x2": {"height": {"valid": [29, 30, 31, 32, 61, ...], "summary": "29–32 (mod 32)",
+        "failures": [{"size": 225, "where": "FPN merge into P4", "operands": [...], "shapes": [[N, C, H, W],
+        [N, C, H, W]]}, ...]}, "width": {...}}, "match": {...}, "pad": {...}}, "current": {"height", "width",
+        "policy", "builds", "failure"}, "aspect": [{"height", "width", "aspect_error", "scale"}, ...]}.
+        A failure's shapes are taken with the other axis at the design's own size (or the nearest that builds).
+    """
+    from resfpn.sizes import MAX_SIZE, aspect_sizes, size_map
+
+    cfg = checked_config(config)
+    failures = _whole(failures, "failures", 0, 100)
+    image_width, image_height = _whole(image_width, "image_width", 0, 65535), _whole(image_height, "image_height", 0, 65535)
+    m = size_map(cfg)
+    report = m.to_dict(failures)
+    h, w = cfg.input_height, cfg.input_width
+    failure = m.failure_at(cfg.policy, h, w) if max(h, w) <= MAX_SIZE else None
+    report["current"] = {"height": h, "width": w, "policy": cfg.policy, "builds": max(h, w) <= MAX_SIZE and failure is None,
+                         "failure": failure.to_dict() if failure else None}
+    if image_width and image_height:
+        report["aspect"] = aspect_sizes(m, cfg.policy, image_height, image_width)
+    return report
+
+
+def sweep(config: dict, level: str = "P5") -> dict:
+    """Price about a hundred variants of a design, shape-only: width multipliers from 0.25 to 2, the presets' blocks per stage and their neighbours, and both block types.
+
+    Args:
+        config: design fields as for /analyze; the variants keep its input size, skip option, FPN and
+            policy, and the current design is always among them.
+        level: the pyramid level whose exact theoretical receptive field is reported (default "P5").
+    Returns:
+        {"designs": [{"config": {...}, "label": "basic [2, 2, 2, 2] ×1", "params": n, "macs": n,
+        "receptive_field": pixels, "builds": bool, "pareto": bool, "preset": name or null,
+        "current": bool}, ...], "level": "P5", "seconds": time taken}. A design is on the Pareto front
+        when no other has at most its parameters and MACs and at least its receptive field.
+    """
+    from resfpn.sweep import sweep as run_sweep
+
+    cfg = checked_config(config)
+    try:
+        result = run_sweep(cfg, level=level, limits=LIMITS)
+    except ValueError as err:
+        raise refuse(str(err), "Sweep refused") from None
+    return result.to_dict()
+
+
+def _whole(value, name: str, lo: int, hi: int) -> int:
+    if value is None:
+        return lo
+    try:
+        n = int(value)
+        if n != value and not (isinstance(value, str) and value.strip().isdigit()):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise refuse(f"{name}={value!r}: expected a whole number from {lo} to {hi}", "Argument refused") from None
+    if not lo <= n <= hi:
+        raise refuse(f"{name}={n}: expected a whole number from {lo} to {hi}", "Argument refused")
+    return n
