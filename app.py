@@ -15,7 +15,7 @@ runtime.tune_process()  # before torch loads its OpenMP runtime
 import gradio as gr
 
 from resfpn.config import PRESET_NOTES, PRESETS
-from ui import api, compare, controls, explore, fields, heatmaps, share
+from ui import api, compare, controls, explore, fields, heatmaps, share, space
 from ui.controls import CONTROLS, config_from_controls, controls_from_config  # noqa: F401  (tests call these)
 from ui.explore import on_architecture, on_fix, on_preset  # noqa: F401
 from ui.heatmaps import on_display, on_run  # noqa: F401
@@ -57,6 +57,7 @@ with gr.Blocks(title="resfpn — ResNet + FPN shape explorer") as demo:
                 fix_buttons = [gr.Button(visible=False, size="sm", elem_id=f"fix-{i}") for i in range(explore.MAX_FIXES)]
             with gr.Tabs():
                 shape_views = explore.shape_tabs()
+                space_view = space.space_tab()
                 heat = heatmaps.heatmaps_tab(below=fields.fields_section)
                 pair = compare.compare_tab()
                 shared = share.share_tab()
@@ -91,10 +92,13 @@ with gr.Blocks(title="resfpn — ResNet + FPN shape explorer") as demo:
     fields.wire(heat["below"], heatmaps.wire(heat, design, theme), heat["state"], theme)
     share.wire(shared, preset, design, refresh)
     compare.wire(pair, design, heat, theme)
+    space.wire(space_view, design, theme, refresh)
     # Not the "model" group: a trace-only call answers at once; runs queue on the engine's slot.
     gr.api(api.analyze, api_name="analyze", concurrency_id="analyze", concurrency_limit=4)
     gr.api(api.receptive_field, api_name="receptive_field", concurrency_id="model", concurrency_limit=1)
     gr.api(api.compare, api_name="compare", concurrency_id="analyze", concurrency_limit=4)
+    gr.api(api.sizes, api_name="sizes", concurrency_id="analyze", concurrency_limit=4)
+    gr.api(api.sweep, api_name="sweep", concurrency_id="analyze", concurrency_limit=4)
 
 demo.queue(max_size=QUEUE_SIZE)
 

@@ -26,7 +26,8 @@ from .sizes import Program, costs, program, structure_key
 
 MULTIPLIERS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 # The presets' blocks per stage and their neighbours (a block more or less, a deeper third stage).
-DEPTHS = ((1, 1, 1, 1), (2, 2, 2, 2), (2, 3, 4, 2), (3, 4, 6, 3), (3, 4, 8, 3), (3, 6, 12, 3), (4, 6, 8, 4))
+DEPTHS = ((1, 1, 1, 1), (1, 2, 2, 1), (2, 2, 2, 2), (2, 2, 4, 2), (2, 3, 4, 2), (3, 4, 6, 3), (3, 4, 8, 3),
+          (3, 6, 12, 3), (4, 6, 8, 4))
 BASE_WIDTHS = {"basic": (64, 128, 256, 512), "bottleneck": (256, 512, 1024, 2048)}
 
 

@@ -11,7 +11,7 @@ from strategies import small_designs
 
 def test_about_a_hundred_variants_with_the_presets_and_the_current_design_labelled():
     s = sweep(Config())
-    assert 90 <= len(s.designs) <= 110
+    assert 90 <= len(s.designs) <= 140  # without a server's caps: every multiplier of both block types
     current = [d for d in s.designs if d.current]
     assert len(current) == 1 and current[0].config == Config()
     presets = {d.preset for d in s.designs if d.preset}

@@ -154,7 +154,7 @@ def sizes(config: dict, failures: int = 8, image_width: int = 0, image_height: i
     from resfpn.sizes import MAX_SIZE, aspect_sizes, size_map
 
     cfg = checked_config(config)
-    failures = _whole(failures, "failures", 0, 100)
+    failures = _whole(failures, "failures", 0, 100, default=8)
     image_width, image_height = _whole(image_width, "image_width", 0, 65535), _whole(image_height, "image_height", 0, 65535)
     m = size_map(cfg)
     report = m.to_dict(failures)
@@ -172,7 +172,8 @@ def sweep(config: dict, level: str = "P5") -> dict:
 
     Args:
         config: design fields as for /analyze; the variants keep its input size, skip option, FPN and
-            policy, and the current design is always among them.
+            policy, and the current design is always among them. Variants above this server's caps
+            (e.g. 2048 channels) are left out.
         level: the pyramid level whose exact theoretical receptive field is reported (default "P5").
     Returns:
         {"designs": [{"config": {...}, "label": "basic [2, 2, 2, 2] ×1", "params": n, "macs": n,
@@ -184,15 +185,16 @@ def sweep(config: dict, level: str = "P5") -> dict:
 
     cfg = checked_config(config)
     try:
-        result = run_sweep(cfg, level=level, limits=LIMITS)
+        result = run_sweep(cfg, level="P5" if level is None else level, limits=LIMITS)
     except ValueError as err:
         raise refuse(str(err), "Sweep refused") from None
     return result.to_dict()
 
 
-def _whole(value, name: str, lo: int, hi: int) -> int:
+def _whole(value, name: str, lo: int, hi: int, default: int = 0) -> int:
+    """A whole-number argument; None (an API caller left it out) takes ``default``."""
     if value is None:
-        return lo
+        return default
     try:
         n = int(value)
         if n != value and not (isinstance(value, str) and value.strip().isdigit()):
