@@ -464,7 +464,8 @@ class SizeMap:
     def level_sizes(self, policy: str, axis: str, n: int) -> dict[str, int]:
         """Every level's size along ``axis`` for input size ``n`` (levels after a failure are not reached)."""
         prog, am = self.programs[policy], self.axes[policy][axis]
-        return {level: int(am.sizes[v, n - 1]) for level, v in prog.levels.items()}
+        order = sorted(prog.levels, key=lambda k: (k[0] != "C", int(k[1:])))
+        return {level: int(am.sizes[prog.levels[level], n - 1]) for level in order}
 
     def to_dict(self, failures: int = 8) -> dict[str, Any]:
         """JSON: per policy and axis the sorted valid sizes, a compact summary, and the first failing

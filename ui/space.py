@@ -145,7 +145,7 @@ def wire(c: dict[str, Any], design: list, theme, apply) -> None:
                     concurrency_limit=2).then(None, None, None, js=CLICK_JS)
     gr.on([x.change for x in design], themed(on_space, names, config_of), [c["seen"], *design, theme], outputs,
           api_visibility="private", trigger_mode="always_last", concurrency_id="space")
-    apply(c["pick"].input(on_pick, [c["pick"], c["designs"], *design], design, api_visibility="private",
+    apply(c["pick"].change(on_pick, [c["pick"], c["designs"], *design], design, api_visibility="private",
                           concurrency_id="trace"))
     c["measure"].click(themed(on_measure, {0: "costs"}, lambda args, out: config_from_controls(list(args))),
                        [*design, theme], c["costs"], api_visibility="private", concurrency_id="model",

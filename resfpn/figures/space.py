@@ -153,7 +153,9 @@ def cost_figure(curve: Costs, marks: Costs, mark_labels: list[str], latency: dic
                 f"{latency.get('device', 'this machine')}")
     else:
         fig.add_annotation(text="press “Measure latency” to time<br>a few sizes on this machine", x=0.5, y=0.5,
-                           xref="x3 domain", yref="y3 domain", showarrow=False, font=dict(size=12, color=MUTED))
+                           xref="x domain", yref="y domain", showarrow=False, font=dict(size=12, color=MUTED),
+                           row=1, col=3)
+        fig.update_xaxes(range=[0, float(side.max()) if len(side) else 1], row=1, col=3)
         note = "latency not measured yet"
     for col in (1, 2, 3):
         fig.update_xaxes(title_text="√(H·W), px", title_font=dict(size=11), row=1, col=col, gridcolor=GRID)
@@ -196,7 +198,7 @@ def sweep_figure(s: Sweep) -> go.Figure:
     fig.update_yaxes(type="log", title_text=f"MACs at {c.input_height}×{c.input_width}", gridcolor=GRID)
     fig.update_layout(card_layout("Width × depth sweep", 520,
                                   f"{len(d)} designs (widths ×0.25–2, blocks per stage, ● basic ◆ bottleneck), "
-                                  f"shape-only in {s.seconds * 1e3:.0f} ms; ringed: Pareto front (fewer parameters and "
-                                  f"MACs, wider {s.level} field). Click a point to use it.",
-                                  margin=dict(l=70, r=20, t=100, b=55)))
+                                  f"shape-only in {s.seconds * 1e3:.0f} ms<br>ringed: Pareto front (fewer parameters "
+                                  f"and MACs, wider {s.level} field) · click a point to use it",
+                                  margin=dict(l=70, r=20, t=110, b=55)))
     return fig
