@@ -61,9 +61,14 @@ def space_outputs(config: Config) -> tuple:
     marks, labels = [], []
     for h, w, label in [(config.input_height, config.input_width, "current"), *COMMON]:
         nh, nw = (m.nearest_valid(config.policy, a, n) for a, n in (("height", min(h, MAX_SIZE)), ("width", min(w, MAX_SIZE))))
-        if nh and nw:
+        if not (nh and nw):
+            continue
+        text = label if (nh, nw) == (h, w) else f"{label}→{nh}×{nw}"
+        if (nh, nw) in marks:  # the design's own size is a common one
+            labels[marks.index((nh, nw))] += f" = {text}"
+        else:
             marks.append((nh, nw))
-            labels.append(label if (nh, nw) == (h, w) else f"{label}→{nh}×{nw}")
+            labels.append(text)
     mark_costs = costs(config, [h for h, _ in marks], [w for _, w in marks])
     from resfpn import latency
 

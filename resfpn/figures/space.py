@@ -55,8 +55,8 @@ def sizes_figure(m: SizeMap, span: int = MAP_SPAN) -> go.Figure:
     h0, w0, top = c.input_height, c.input_width, m.max_size
     policies = list(m.axes)
     fig = make_subplots(rows=3, cols=1, row_heights=[0.13, 0.13, 0.74], vertical_spacing=0.07, subplot_titles=(
-        "Height: sizes 1–%d that build (green) per policy" % top, "Width: sizes 1–%d that build per policy" % top,
-        f"Height × width around {h0}×{w0} under {LABELS['policy'][c.policy]} (click a cell to use that size)"))
+        f"Height 1–{top}: green builds", f"Width 1–{top}: green builds",
+        f"H × W near {h0}×{w0}, {LABELS['policy'][c.policy]} (click to use)"))
     fig.update_annotations(font=dict(size=13, color=INK))
     sizes = np.arange(1, top + 1)
     for row, axis in enumerate(AXES, start=1):
@@ -83,7 +83,7 @@ def sizes_figure(m: SizeMap, span: int = MAP_SPAN) -> go.Figure:
     fig.update_yaxes(fixedrange=True, row=2, col=1)
     summary = "; ".join(f"{LABELS['policy'][p]}: {m.summary(p, 'height')}" + (
         "" if m.summary(p, "height") == m.summary(p, "width") else f" × {m.summary(p, 'width')}") for p in policies)
-    fig.update_layout(card_layout("Valid input sizes", 760, f"sizes that build, per axis — {summary}",
+    fig.update_layout(card_layout("Valid input sizes", 760, summary,
                                   margin=dict(l=120, r=20, t=100, b=50)))
     return fig
 
@@ -116,7 +116,7 @@ def _map(fig: go.Figure, m: SizeMap, policy: str, hs: range, ws: range) -> None:
 def cost_figure(curve: Costs, marks: Costs, mark_labels: list[str], latency: dict | None = None) -> go.Figure:
     """MACs, peak activation memory and latency against input size (x: √(H·W) in pixels), over the sizes
     that build, with the design's size and the common sizes marked; parameters do not depend on size."""
-    fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.07, subplot_titles=(
+    fig = make_subplots(rows=3, cols=1, vertical_spacing=0.09, shared_xaxes=True, subplot_titles=(
         "MACs", "Peak activation memory (float32)", "Forward latency here"))
     fig.update_annotations(font=dict(size=13, color=INK))
     ok = curve.builds
@@ -126,44 +126,46 @@ def cost_figure(curve: Costs, marks: Costs, mark_labels: list[str], latency: dic
     fig.add_trace(go.Scatter(x=side, y=curve.macs[ok] / 1e9, mode="lines", line=dict(color=color, width=2),
                              text=size_text, hovertemplate="%{text}: %{y:.3g} GMACs<extra></extra>"), row=1, col=1)
     fig.add_trace(go.Scatter(x=side, y=curve.peak_bytes[ok] / 2**20, mode="lines", line=dict(color=color, width=2),
-                             text=size_text, hovertemplate="%{text}: %{y:,.0f} MiB<extra></extra>"), row=1, col=2)
+                             text=size_text, hovertemplate="%{text}: %{y:,.0f} MiB<extra></extra>"), row=2, col=1)
     mx = np.sqrt(marks.heights * marks.widths)
     mtext = [f"{lab}: {h}×{w}" for lab, h, w in zip(mark_labels, marks.heights, marks.widths)]
     mark_style = dict(mode="markers+text", textposition="top center", textfont=dict(size=11, color=INK),
-                      marker=dict(size=9, color=[BAD if lab == "current" else MUTED for lab in mark_labels],
+                      marker=dict(size=9, color=[BAD if lab.startswith("current") else MUTED for lab in mark_labels],
                                   line=dict(width=1, color=PAPER)))
     fig.add_trace(go.Scatter(x=mx, y=marks.macs / 1e9, text=mark_labels, hovertext=[
         f"{t}: {format_count(v)} MACs" for t, v in zip(mtext, marks.macs)], hoverinfo="text", **mark_style), row=1, col=1)
     fig.add_trace(go.Scatter(x=mx, y=marks.peak_bytes / 2**20, text=mark_labels, hovertext=[
-        f"{t}: {format_mib(v, 0)}" for t, v in zip(mtext, marks.peak_bytes)], hoverinfo="text", **mark_style), row=1, col=2)
+        f"{t}: {format_mib(v, 0)}" for t, v in zip(mtext, marks.peak_bytes)], hoverinfo="text", **mark_style), row=2, col=1)
     if latency and latency.get("points"):
         pts = latency["points"]
         fig.add_trace(go.Scatter(x=[math.sqrt(p["height"] * p["width"]) for p in pts],
                                  y=[p["seconds"] * 1e3 for p in pts], mode="markers", marker=dict(size=9, color=BAD),
                                  hovertext=[f"{p['height']}×{p['width']}: {p['seconds'] * 1e3:.0f} ms measured"
-                                            for p in pts], hoverinfo="text"), row=1, col=3)
+                                            for p in pts], hoverinfo="text"), row=3, col=1)
         a, b = latency["fit"]
         fig.add_trace(go.Scatter(x=side, y=(a + b * curve.macs[ok]) * 1e3, mode="lines",
                                  line=dict(color=color, width=2, dash="dot"), text=size_text,
-                                 hovertemplate="%{text}: %{y:,.0f} ms (fitted)<extra></extra>"), row=1, col=3)
+                                 hovertemplate="%{text}: %{y:,.0f} ms (fitted)<extra></extra>"), row=3, col=1)
         fig.add_trace(go.Scatter(x=mx, y=(a + b * marks.macs) * 1e3, text=mark_labels, hovertext=[
             f"{t}: {(a + b * v) * 1e3:,.0f} ms (fitted)" for t, v in zip(mtext, marks.macs)], hoverinfo="text",
-            **mark_style), row=1, col=3)
+            **mark_style), row=3, col=1)
         note = (f"latency ≈ {a * 1e3:.1f} ms + {b * 1e12:.1f} ms per GMAC, fitted to {len(pts)} runs on "
                 f"{latency.get('device', 'this machine')}")
     else:
         fig.add_annotation(text="press “Measure latency” to time<br>a few sizes on this machine", x=0.5, y=0.5,
                            xref="x domain", yref="y domain", showarrow=False, font=dict(size=12, color=MUTED),
-                           row=1, col=3)
-        fig.update_xaxes(range=[0, float(side.max()) if len(side) else 1], row=1, col=3)
+                           row=3, col=1)
+        fig.update_xaxes(range=[0, float(side.max()) if len(side) else 1], row=3, col=1)
         note = "latency not measured yet"
-    for col in (1, 2, 3):
-        fig.update_xaxes(title_text="√(H·W), px", title_font=dict(size=11), row=1, col=col, gridcolor=GRID)
-        fig.update_yaxes(gridcolor=GRID, zeroline=False, row=1, col=col)
+    for row in (1, 2, 3):
+        fig.update_xaxes(gridcolor=GRID, row=row, col=1, showticklabels=True)
+        fig.update_yaxes(gridcolor=GRID, zeroline=False, row=row, col=1)
+    fig.update_xaxes(title_text="√(H·W), px: the side of a square input with as many pixels", title_font=dict(size=11),
+                     row=3, col=1)
     fig.update_yaxes(title_text="GMACs", title_font=dict(size=11), row=1, col=1)
-    fig.update_yaxes(title_text="MiB", title_font=dict(size=11), row=1, col=2)
-    fig.update_yaxes(title_text="ms", title_font=dict(size=11), row=1, col=3)
-    fig.update_layout(card_layout("Cost against input size", 420,
+    fig.update_yaxes(title_text="MiB", title_font=dict(size=11), row=2, col=1)
+    fig.update_yaxes(title_text="ms", title_font=dict(size=11), row=3, col=1)
+    fig.update_layout(card_layout("Cost against input size", 760,
                                   f"{curve.params:,} parameters at every size; {note}",
                                   margin=dict(l=60, r=20, t=90, b=50)))
     return fig
@@ -197,8 +199,8 @@ def sweep_figure(s: Sweep) -> go.Figure:
     fig.update_xaxes(type="log", title_text="parameters", gridcolor=GRID)
     fig.update_yaxes(type="log", title_text=f"MACs at {c.input_height}×{c.input_width}", gridcolor=GRID)
     fig.update_layout(card_layout("Width × depth sweep", 520,
-                                  f"{len(d)} designs (widths ×0.25–2, blocks per stage, ● basic ◆ bottleneck), "
-                                  f"shape-only in {s.seconds * 1e3:.0f} ms<br>ringed: Pareto front (fewer parameters "
-                                  f"and MACs, wider {s.level} field) · click a point to use it",
-                                  margin=dict(l=70, r=20, t=110, b=55)))
+                                  f"{len(d)} designs, widths ×0.25–2 × blocks, ● basic ◆ bottleneck<br>"
+                                  f"ringed: Pareto front (fewer parameters and MACs,<br>wider {s.level} field); "
+                                  f"click a point to use it; {s.seconds * 1e3:.0f} ms",
+                                  margin=dict(l=70, r=20, t=125, b=55)))
     return fig
