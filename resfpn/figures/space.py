@@ -152,10 +152,11 @@ def cost_figure(curve: Costs, marks: Costs, mark_labels: list[str], latency: dic
         note = (f"latency ≈ {a * 1e3:.1f} ms + {b * 1e12:.1f} ms per GMAC, fitted to {len(pts)} runs on "
                 f"{latency.get('device', 'this machine')}")
     else:
-        fig.add_annotation(text="press “Measure latency” to time<br>a few sizes on this machine", x=0.5, y=0.5,
-                           xref="x domain", yref="y domain", showarrow=False, font=dict(size=12, color=MUTED),
-                           row=3, col=1)
-        fig.update_xaxes(range=[0, float(side.max()) if len(side) else 1], row=3, col=1)
+        y0, y1 = fig.layout.yaxis3.domain
+        fig.add_annotation(text="press “Measure latency” to time a few sizes on this machine", x=0.5,
+                           y=(y0 + y1) / 2, xref="paper", yref="paper", showarrow=False, font=dict(size=12, color=MUTED))
+        # an invisible point keeps the empty panel's axes drawn
+        fig.add_trace(go.Scatter(x=[0], y=[0], mode="markers", marker=dict(opacity=0), hoverinfo="skip"), row=3, col=1)
         note = "latency not measured yet"
     for row in (1, 2, 3):
         fig.update_xaxes(gridcolor=GRID, row=row, col=1, showticklabels=True)
