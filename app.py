@@ -8,13 +8,13 @@ from __future__ import annotations
 import os
 import threading
 
-from resfpn import runtime
+from resfpn.serving import runtime
 
 runtime.tune_process()  # before torch loads its OpenMP runtime
 
 import gradio as gr
 
-from resfpn.config import PRESET_NOTES, PRESETS
+from resfpn.model.config import PRESET_NOTES, PRESETS
 from ui import api, compare, controls, explore, fields, heatmaps, share, space
 from ui.controls import CONTROLS, config_from_controls, controls_from_config  # noqa: F401  (tests call these)
 from ui.explore import on_architecture, on_fix, on_preset  # noqa: F401

@@ -140,7 +140,7 @@ def machine() -> list[str]:
     """Markdown lines naming the machine: CPU, cores, torch and gradio versions, load average."""
     import torch
 
-    from resfpn.precision import cpu_bf16_flags
+    from resfpn.serving.precision import cpu_bf16_flags
 
     try:
         affinity = len(os.sched_getaffinity(0))

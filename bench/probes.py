@@ -19,7 +19,7 @@ def omp(size: int, reps: int) -> dict:
     import torch
 
     from resfpn import Config, build_model
-    from resfpn.runtime import set_torch_threads
+    from resfpn.serving.runtime import set_torch_threads
 
     set_torch_threads()
     model, x = build_model(Config(input_height=size, input_width=size)), torch.randn(1, 3, size, size)
@@ -39,9 +39,9 @@ def peak(preset: str, size: int, image_path: str) -> dict:
 
     from bench.harness import proc_status
     from resfpn import Config
-    from resfpn.engine import Engine, Weights
-    from resfpn.runtime import set_torch_threads
-    from resfpn.images import decode_image
+    from resfpn.serving.engine import Engine, Weights
+    from resfpn.serving.runtime import set_torch_threads
+    from resfpn.serving.images import decode_image
 
     set_torch_threads()
     config = Config.preset(preset, input_height=size, input_width=size)

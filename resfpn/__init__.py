@@ -15,31 +15,31 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from .config import PRESETS, Config, ConfigError
-from .levels import LevelSpec
-from .limits import LimitError, Limits
+from .model.config import PRESETS, Config, ConfigError
+from .model.levels import LevelSpec
+from .serving.limits import LimitError, Limits
 
 if TYPE_CHECKING:  # the same names, visible to type checkers and go-to-definition
-    from .add import Fix, ShapeMismatchError, checked_add
-    from .backbone import ResNetBackbone
-    from .fpn import FPN
-    from .model import ResFPN, build_model
-    from .tracing import Trace, trace
-    from .weights import WeightsError, load_checkpoint, load_torchvision_weights
+    from .model.add import Fix, ShapeMismatchError, checked_add
+    from .model.backbone import ResNetBackbone
+    from .model.fpn import FPN
+    from .model.network import ResFPN, build_model
+    from .shapes.tracing import Trace, trace
+    from .weights.loading import WeightsError, load_checkpoint, load_torchvision_weights
 
 _LAZY = {
-    "Fix": "add",
-    "ShapeMismatchError": "add",
-    "checked_add": "add",
-    "ResNetBackbone": "backbone",
-    "FPN": "fpn",
-    "ResFPN": "model",
-    "build_model": "model",
-    "Trace": "tracing",
-    "trace": "tracing",
-    "WeightsError": "weights",
-    "load_checkpoint": "weights",
-    "load_torchvision_weights": "weights",
+    "Fix": "model.add",
+    "ShapeMismatchError": "model.add",
+    "checked_add": "model.add",
+    "ResNetBackbone": "model.backbone",
+    "FPN": "model.fpn",
+    "ResFPN": "model.network",
+    "build_model": "model.network",
+    "Trace": "shapes.tracing",
+    "trace": "shapes.tracing",
+    "WeightsError": "weights.loading",
+    "load_checkpoint": "weights.loading",
+    "load_torchvision_weights": "weights.loading",
 }
 
 __all__ = sorted({"Config", "ConfigError", "PRESETS", "LevelSpec", "LimitError", "Limits", *_LAZY})

@@ -1,7 +1,7 @@
 import os
 import sys
 
-from .cli import main
+from .cli.main import main
 
 try:
     status = main()

@@ -43,8 +43,8 @@ from gradio_client.utils import QueueError
 
 from bench.harness import MemorySampler, mib, percentile, proc_status
 from resfpn import Config
-from resfpn.engine import cached_trace
-from resfpn.limits import Limits, memory_estimate
+from resfpn.serving.engine import cached_trace
+from resfpn.serving.limits import Limits, memory_estimate
 from scripts import serve
 
 ROOT = serve.ROOT
@@ -289,11 +289,11 @@ stop_server = serve.stop
 def memory_budget(budget_mb: float | None) -> tuple[int, str]:
     if budget_mb:
         return int(budget_mb * 2**20), f"RESFPN_MEMORY_BUDGET_MB={budget_mb:g}"
-    return Limits.from_env().memory_budget, "resfpn.limits.Limits.from_env()"
+    return Limits.from_env().memory_budget, "resfpn.serving.limits.Limits.from_env()"
 
 
 def estimate(report: dict) -> int:
-    """The server's own estimate for a run of the report's configuration (``resfpn.limits.memory_estimate``)."""
+    """The server's own estimate for a run of the report's configuration (``resfpn.serving.limits.memory_estimate``)."""
     return memory_estimate(cached_trace(Config.from_dict(report["config"])))
 
 
@@ -305,7 +305,7 @@ def pick_guard(client: Client, budget: int) -> tuple[dict | None, int]:
     candidates += [wide | {"input_height": s, "input_width": s} for s in (1024, 2048)]
     for cfg in candidates:
         need = estimate(client.predict(cfg, None, api_name="/analyze"))
-        if need > budget:  # the server's own rule (resfpn.limits.Limits.check_run)
+        if need > budget:  # the server's own rule (resfpn.serving.limits.Limits.check_run)
             return cfg, need
     return None, 0
 
@@ -491,7 +491,8 @@ def main(argv: list[str] | None = None) -> int:
 
     reasons = failures(growth=peak_hwm - base, budget=budget, server_tracebacks=problems, alive=alive,
                        unexpected=len(unexpected) + len(connect_errors), missing=missing, hung=hung,
-                       after_ok=all(g for _, g in after), busy=bool(tot["busy"] and not small_queue))
+                       after_ok=all(g for _, g in after), busy=bool(tot["busy"] and not small_queue),
+                       done=len(outcomes), total=total)
     for why in reasons:
         print(f"FAIL: {why}")
     print(f"\nresult: {'FAIL' if reasons else 'PASS'}")
@@ -499,9 +500,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def failures(growth: int, budget: int, server_tracebacks: list[str], alive: bool, unexpected: int,
-             missing: list[str], hung: int, after_ok: bool, busy: bool) -> list[str]:
+             missing: list[str], hung: int, after_ok: bool, busy: bool, done: int, total: int) -> list[str]:
     """Why the load test fails ([] when it passes): each condition the exit status stands for."""
     checks = [
+        (done < total, f"cut short: {done} of {total} requests answered before the time limit"),
         (growth > budget, f"peak memory growth {mib(growth)} above the budget {mib(budget)}"),
         (bool(server_tracebacks), f"{len(server_tracebacks)} server traceback(s) that are not gr.Error refusals"),
         (not alive, "the server died"),

@@ -2,7 +2,7 @@
 
 from hypothesis import strategies as st
 
-from resfpn.config import P6_SOURCES, POLICIES, SKIP_OPTIONS
+from resfpn.model.config import P6_SOURCES, POLICIES, SKIP_OPTIONS
 
 
 def small_designs(max_size: int) -> st.SearchStrategy[dict]:

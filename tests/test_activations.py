@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from resfpn.activations import level_stats, reduce_channels
+from resfpn.analysis.activations import level_stats, reduce_channels
 
 
 def test_reductions():

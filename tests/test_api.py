@@ -1,5 +1,7 @@
 """The documented /analyze endpoint through gradio_client, against `python app.py` on 127.0.0.1."""
 
+import time
+
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
@@ -31,7 +33,7 @@ def test_analyze_with_an_image_adds_statistics(client):
     assert set(report["stats"]) == set(report["levels"])
     assert {"mean", "std", "zeros", "top_channels"} <= set(report["stats"]["P2"])
     assert report["run"]["weights"] == "seeded random weights (seed 0)"
-    assert report["run"]["packed"] is True  # the app on CPU serves the packed model (resfpn.fastpath)
+    assert report["run"]["packed"] is True  # the app on CPU serves the packed model (resfpn.serving.fastpath)
 
 
 def test_analyze_refuses_bad_input_readably_and_keeps_serving(client, tmp_path):
@@ -61,28 +63,36 @@ def test_file_route_serves_nothing_outside_upload_and_cache_folders(served_app, 
 
 
 def test_a_full_queue_answers_busy_and_the_app_keeps_serving():
-    from concurrent.futures import ThreadPoolExecutor
-
-    from gradio_client.utils import QueueError
+    """With room for one waiting request: one run is processing, one waits, the next is refused as busy.
+    Each step waits for the server's own status events, so a slow machine only makes the first run
+    longer, which the test needs anyway."""
+    from gradio_client.utils import QueueError, Status
 
     from conftest import launch_app
 
+    def reach(job, codes, what):
+        for _ in range(1200):  # a count, not a clock: at most about a minute of 50 ms polls
+            if job.status().code in codes:
+                return
+            if job.done():
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"{what}: status {job.status().code}")
+
     with launch_app(RESFPN_QUEUE_SIZE="1") as url:
-        clients = [Client(url, verbose=False) for _ in range(6)]
-
-        def run(i):
-            config = {"input_height": 512, "input_width": 512, "fpn_width": 64 + i}  # each a real forward
-            try:
-                clients[i].predict(config, handle_file(str(EXAMPLES[0])), api_name="/analyze")
-                return "ok"
-            except QueueError as err:
-                return str(err)
-
-        with ThreadPoolExecutor(6) as pool:
-            answers = list(pool.map(run, range(6)))
-        assert "ok" in answers
-        assert "Queue is full! Please try again." in answers
-        assert clients[0].predict({}, api_name="/analyze")["mismatch"] is None
+        long_run, waiting, refused = (Client(url, verbose=False) for _ in range(3))
+        image = handle_file(str(EXAMPLES[0]))
+        # /receptive_field runs one at a time (the model's queue): a forward and a backward per level
+        first = long_run.submit({"input_height": 1024, "input_width": 1024}, image, 500, 500,
+                                api_name="/receptive_field")
+        reach(first, {Status.PROCESSING}, "the long run never started")
+        second = waiting.submit({"input_height": 128, "input_width": 128}, image, 60, 60, api_name="/receptive_field")
+        reach(second, {Status.IN_QUEUE}, "the second run never queued")
+        with pytest.raises(QueueError, match="Queue is full! Please try again."):
+            refused.predict({"input_height": 160, "input_width": 160}, image, api_name="/analyze")
+        assert not first.done(), "the long run ended before the refusal: the queue was not full"
+        assert "levels" in first.result(timeout=600) and "levels" in second.result(timeout=600)
+        assert refused.predict({}, api_name="/analyze")["mismatch"] is None  # still serving
 
 
 def test_ui_endpoints_answer_empty_values_readably(client):

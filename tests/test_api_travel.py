@@ -9,7 +9,7 @@ from gradio_client.exceptions import AppError
 
 from app import EXAMPLES
 from resfpn import Config, trace
-from resfpn.effective import cell_at
+from resfpn.analysis.effective import cell_at
 
 from conftest import launch_app
 

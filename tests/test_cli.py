@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from resfpn.cli import main
+from resfpn.cli.main import main
 
 
 def test_table_and_exit_status_zero(capsys):

@@ -4,9 +4,9 @@ import json
 import subprocess
 import sys
 
-from resfpn.cli import main
+from resfpn.cli.main import main
 from resfpn import Config, trace
-from resfpn.sizes import size_map
+from resfpn.shapes.sizes import size_map
 
 
 def test_compact_lines_per_policy_and_axis(capsys):

@@ -5,7 +5,7 @@ import json
 import pytest
 from PIL import Image
 
-from resfpn.cli import main
+from resfpn.cli.main import main
 from test_pretrained import _hub_cache, _timm_file, hub  # noqa: F401  (the fixture)
 
 

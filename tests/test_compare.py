@@ -8,11 +8,11 @@ import torch
 from PIL import Image
 
 from resfpn import Config, build_model
-from resfpn.cli import main
-from resfpn.compare import compare, compare_traces, difference_maps, merge_orders, paired_maps, relative_difference
-from resfpn.engine import Engine, cached_trace
-from resfpn.limits import Limits
-from resfpn.model import module_seed
+from resfpn.cli.main import main
+from resfpn.analysis.compare import compare, compare_traces, difference_maps, merge_orders, paired_maps, relative_difference
+from resfpn.serving.engine import Engine, cached_trace
+from resfpn.serving.limits import Limits
+from resfpn.model.network import module_seed
 
 
 def _image(w=80, h=60):

@@ -5,8 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from resfpn import PRESETS, Config
-from resfpn.design_file import DesignFileError, config_from_json, design_json, read_design, write_design
-from resfpn.tracing import trace
+from resfpn.share.design_file import DesignFileError, config_from_json, design_json, read_design, write_design
+from resfpn.shapes.tracing import trace
 
 
 @pytest.mark.parametrize("name", list(PRESETS))

@@ -1,7 +1,7 @@
 import torch
 from PIL import Image
 
-from resfpn.engine import Engine, Weights, architecture_key, cached_trace
+from resfpn.serving.engine import Engine, Weights, architecture_key, cached_trace
 
 
 def _image(w=64, h=48, colour=(200, 30, 30)):

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from resfpn import PRESETS, Config, ShapeMismatchError, build_model, trace
-from resfpn.export import ExportError, export_code
+from resfpn.share.export import ExportError, export_code
 
 TINY = dict(widths=(8, 8, 16, 16), blocks=(1, 1, 1, 1), stem_width=8, fpn_width=8)
 

@@ -1,4 +1,4 @@
-"""The packed CPU serving form (resfpn.fastpath) and its Winograd convolutions (resfpn.winograd).
+"""The packed CPU serving form (resfpn.serving.fastpath) and its Winograd convolutions (resfpn.serving.winograd).
 
 References: ``F.conv2d`` for the Winograd kernel, the folded eager model for the packed model.
 """
@@ -12,11 +12,11 @@ from hypothesis import HealthCheck, event, given, settings
 from PIL import Image
 
 from resfpn import Config, ConfigError, build_model
-from resfpn import fastpath, winograd
-from resfpn.differences import shared_levels
-from resfpn.engine import Engine, Weights
-from resfpn.fold import fold_batchnorm
-from resfpn.tracing import trace
+from resfpn.serving import fastpath, winograd
+from resfpn.analysis.differences import shared_levels
+from resfpn.serving.engine import Engine, Weights
+from resfpn.weights.fold import fold_batchnorm
+from resfpn.shapes.tracing import trace
 from strategies import small_designs
 
 pytestmark = pytest.mark.skipif(not fastpath.available(), reason="this PyTorch build has no oneDNN pointwise ops")

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from resfpn import Config, trace
-from resfpn.add import format_shape
+from resfpn.model.add import format_shape
 from resfpn.figures import (
     BAD,
     OFF,

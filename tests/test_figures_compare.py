@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from resfpn import Config
-from resfpn.compare import compare, compare_traces
+from resfpn.analysis.compare import compare, compare_traces
 from resfpn.figures import (
     COMPARE_TABLE_HEADERS,
     architecture_figure,

@@ -6,9 +6,9 @@ import torch
 from PIL import Image
 
 from resfpn import build_model, trace
-from resfpn.effective import PointError, cell_at, effective_fields
+from resfpn.analysis.effective import PointError, cell_at, effective_fields
 from resfpn.figures import receptive_field_figure
-from resfpn.images import to_tensor
+from resfpn.serving.images import to_tensor
 
 LABEL = "random (seed 0)"
 

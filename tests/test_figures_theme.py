@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from resfpn import Config, trace
-from resfpn.config import PRESETS
+from resfpn.model.config import PRESETS
 from resfpn.figures import (
     BAD,
     OK,

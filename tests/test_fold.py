@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from resfpn import build_model
-from resfpn.fold import fold_batchnorm
+from resfpn.weights.fold import fold_batchnorm
 
 
 def _randomise_bn(model):

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from resfpn.images import ImageError, decode_image, resize_for_input, to_tensor
+from resfpn.serving.images import ImageError, decode_image, resize_for_input, to_tensor
 
 
 def _save(img: Image.Image, fmt: str, **kw) -> bytes:

@@ -1,9 +1,9 @@
 """Latency against size: measured through the engine's served path, cached, fitted to MACs."""
 
 from resfpn import Config
-from resfpn import latency
-from resfpn.engine import Engine
-from resfpn.sizes import size_map
+from resfpn.serving import latency
+from resfpn.serving.engine import Engine
+from resfpn.shapes.sizes import size_map
 
 
 def test_measure_times_sizes_that_build_caches_and_fits():

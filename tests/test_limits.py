@@ -1,7 +1,7 @@
 import pytest
 
 from resfpn import Config, trace
-from resfpn.limits import LimitError, Limits, memory_estimate
+from resfpn.serving.limits import LimitError, Limits, memory_estimate
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from resfpn import PRESETS, Config
-from resfpn.config import BLOCKS, FPN_FROM, P6_SOURCES, POLICIES, SKIP_OPTIONS, STRIDE_IN, UPSAMPLE
-from resfpn.links import config_from_query, design_link, design_query
+from resfpn.model.config import BLOCKS, FPN_FROM, P6_SOURCES, POLICIES, SKIP_OPTIONS, STRIDE_IN, UPSAMPLE
+from resfpn.share.links import config_from_query, design_link, design_query
 
 
 @pytest.mark.parametrize("name", list(PRESETS))

@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from resfpn.engine import Engine, cached_trace
-from resfpn.precision import bf16_slow_reason, check_precision, cpu_bf16_flags
+from resfpn.serving.engine import Engine, cached_trace
+from resfpn.serving.precision import bf16_slow_reason, check_precision, cpu_bf16_flags
 
 
 def _image():
@@ -48,19 +48,28 @@ def test_slow_reason_reads_the_cpu_flags():
 
 
 def test_cache_readers_do_not_wait_behind_real_work(tiny):
+    """Read the caches while another thread holds the slot, which it gives back only after the reads:
+    reads that waited for the slot would never finish (events, not timings: a busy machine cannot flake it)."""
     engine = Engine()
     first = engine.run(tiny, _image())
-    held = threading.Event()
+    held, release, read = threading.Event(), threading.Event(), threading.Event()
+    answers = []
 
     def hold():
         with engine.slot():
             held.set()
-            time.sleep(1.0)
+            release.wait(timeout=120)  # only a failing run waits this long
 
-    worker = threading.Thread(target=hold)
-    worker.start()
-    held.wait()
-    start = time.perf_counter()
-    assert engine.cached_run(first.key) is not None and engine.cached_bytes() > 0
-    assert time.perf_counter() - start < 0.5
-    worker.join()
+    def reader():
+        answers.append((engine.cached_run(first.key) is not None, engine.cached_bytes() > 0))
+        read.set()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(timeout=60)
+    threading.Thread(target=reader, daemon=True).start()
+    finished_while_held = read.wait(timeout=60)
+    release.set()
+    holder.join()
+    assert finished_while_held, "reading the caches waited for the slot"
+    assert answers == [(True, True)]

@@ -12,11 +12,11 @@ import torch
 from PIL import Image
 
 from resfpn import Config, WeightsError, build_model, load_checkpoint
-from resfpn.download import CorruptFile, WeightsUnavailable, fetch
-from resfpn.engine import Engine, Weights
-from resfpn.images import to_tensor
-from resfpn.pretrained import (SOURCES, WeightsDontFit, describe, fit, load_source, require_fit, resolve,
-                               weight_choices)
+from resfpn.weights.download import CorruptFile, WeightsUnavailable, fetch
+from resfpn.serving.engine import Engine, Weights
+from resfpn.serving.images import to_tensor
+from resfpn.weights.loading import load_source
+from resfpn.weights.pretrained import SOURCES, WeightsDontFit, describe, fit, require_fit, resolve, weight_choices
 
 
 def _import_torchvision_and_timm():

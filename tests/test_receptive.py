@@ -1,4 +1,4 @@
-"""Exact receptive fields (resfpn.receptive) and effective fields (resfpn.effective)."""
+"""Exact receptive fields (resfpn.shapes.receptive) and effective fields (resfpn.analysis.effective)."""
 
 import json
 
@@ -9,9 +9,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from resfpn import Config, ShapeMismatchError, build_model, trace
-from resfpn.effective import PointError, effective_fields, mass_box, receptive_field_report
-from resfpn.limits import LimitError, Limits, backward_memory_estimate
-from resfpn.receptive import _resize_parents, _Resize
+from resfpn.analysis.effective import PointError, effective_fields, mass_box, receptive_field_report
+from resfpn.serving.limits import LimitError, Limits, backward_memory_estimate
+from resfpn.shapes.receptive import _resize_parents, _Resize
 
 TINY = Config(widths=(8, 8, 16, 16), blocks=(1, 1, 1, 1), stem_width=8, fpn_width=8)
 
@@ -42,7 +42,7 @@ def test_reference_p2_p3_are_435_or_467_by_position_never_443_or_451():
 
 
 def test_cli_table_shows_ranges(capsys):
-    from resfpn.cli import main
+    from resfpn.cli.main import main
 
     assert main([]) == 0
     out = capsys.readouterr().out
@@ -110,7 +110,7 @@ def _dependencies(config: Config, axis: int) -> dict[str, np.ndarray]:
 
 def _tape(config: Config):
     """The field tape of one trace (the recorder builds it; tap it as the trace solves it)."""
-    from resfpn import tracing
+    from resfpn.shapes import tracing
 
     seen = []
     original = tracing._Recorder.fill_receptive_fields
@@ -302,7 +302,7 @@ def test_level_bars_label_ranges():
 
 
 def test_tape_on_a_bare_conv_stack_and_its_gap_count():
-    from resfpn.receptive import FieldTape
+    from resfpn.shapes.receptive import FieldTape
 
     tape = FieldTape()
     x = torch.empty(1, 1, 20, 10, device="meta")

@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from resfpn import Config, ConfigError, trace
-from resfpn.sizes import MAX_SIZE, aspect_sizes, compact, costs, program, size_map, structure_key
+from resfpn.shapes.sizes import MAX_SIZE, aspect_sizes, compact, costs, program, size_map, structure_key
 from strategies import small_designs
 
 

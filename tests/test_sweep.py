@@ -4,8 +4,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 
 from resfpn import Config, ConfigError, trace
-from resfpn.sizes import program, structure_key
-from resfpn.sweep import field_extent, sweep
+from resfpn.shapes.sizes import program, structure_key
+from resfpn.shapes.sweep import field_extent, sweep
 from strategies import small_designs
 
 

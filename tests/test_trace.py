@@ -133,7 +133,7 @@ def test_macs_agree_with_torch_flop_counter_on_a_real_forward(tiny):
 
 
 def test_receptive_fields_of_the_reference_design():
-    # Exact fields (resfpn.receptive, checked against gradient supports in test_receptive.py).
+    # Exact fields (resfpn.shapes.receptive, checked against gradient supports in test_receptive.py).
     # C5 = 435 is the commonly quoted ResNet-18 figure. Nearest upsampling makes P2 and P3 depend on
     # where the cell sits: 435 inside one C5 parent, 467 straddling two (the old recurrence said 443/451).
     t = trace(Config())

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from resfpn import Config, WeightsError, build_model, load_checkpoint, load_torchvision_weights
-from resfpn.weights import translate_key
+from resfpn.weights.loading import translate_key
 
 
 def _torchvision_keys(model, prefix=""):

@@ -49,7 +49,7 @@ def analyze(config: dict, image: gr.FileData | None = None, precision: str = "fp
     estimate = check_run(t)
     precision = check_precision(precision)
     w = weights_for(cfg, _weights_mode(weights))
-    from resfpn import activations
+    from resfpn.analysis import activations
 
     with engine().slot():
         run, decoded = run_admitted(cfg, t, estimate, uploaded_path(image), w, precision)
@@ -78,7 +78,7 @@ def receptive_field(config: dict, image: gr.FileData, x: int, y: int, weights: s
         exclusive; `box` is unclipped (it may reach outside the image), `erf_box` is the smallest box
         within the image holding 95 % of the input-gradient magnitude.
     """
-    from resfpn.effective import PointError, check_point, image_fields
+    from resfpn.analysis.effective import PointError, check_point, image_fields
 
     cfg = checked_config(config).replace(batch=1)
     t = trace(cfg)
@@ -120,7 +120,7 @@ def compare(a: dict, b: dict, image: gr.FileData | None = None, weights: str = "
         "changed": fields that differ, "blocks" and "additions" that differ}. One side's invalid
         design is reported in `errors` (naming the side and the field); the other side still reports.
     """
-    from resfpn import compare as compare_module
+    from resfpn.analysis import compare as compare_module
 
     for side, d in (("A", a), ("B", b)):
         if not isinstance(d, dict):
@@ -151,7 +151,7 @@ def sizes(config: dict, failures: int = 8, image_width: int = 0, image_height: i
         "policy", "builds", "failure"}, "aspect": [{"height", "width", "aspect_error", "scale"}, ...]}.
         A failure's shapes are taken with the other axis at the design's own size (or the nearest that builds).
     """
-    from resfpn.sizes import MAX_SIZE, aspect_sizes, size_map
+    from resfpn.shapes.sizes import MAX_SIZE, aspect_sizes, size_map
 
     cfg = checked_config(config)
     failures = _whole(failures, "failures", 0, 100, default=8)
@@ -181,7 +181,7 @@ def sweep(config: dict, level: str = "P5") -> dict:
         "current": bool}, ...], "level": "P5", "seconds": time taken}. A design is on the Pareto front
         when no other has at most its parameters and MACs and at least its receptive field.
     """
-    from resfpn.sweep import sweep as run_sweep
+    from resfpn.shapes.sweep import sweep as run_sweep
 
     cfg = checked_config(config)
     try:

@@ -17,7 +17,7 @@ NOT_PINNED = ("**Pin the current design as A**, then change the controls (or cho
 
 
 def _comparison(pinned: dict, values: list[Any], image=None, weights=None):
-    from resfpn import compare
+    from resfpn.analysis import compare
 
     extra = {"weights": weights} if weights is not None else {}
     return compare.compare(pinned, design_dict(values), image, engine=engine() if image is not None else None,

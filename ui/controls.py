@@ -10,7 +10,7 @@ from typing import Any
 import gradio as gr
 
 from resfpn import Config
-from resfpn.config import LABELS
+from resfpn.model.config import LABELS
 
 from .library import checked_config, refuse
 

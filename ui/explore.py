@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from resfpn import Config, ConfigError
-from resfpn.config import PRESET_NOTES, SKIP_OPTIONS
+from resfpn.model.config import PRESET_NOTES, SKIP_OPTIONS
 from resfpn.formatting import format_count, format_mib, format_shape
 
 from .controls import config_from_controls, controls_from_config
 from .library import plot, refuse, themed, trace
 
 if TYPE_CHECKING:
-    from resfpn.add import ShapeMismatchError
+    from resfpn.model.add import ShapeMismatchError
 
 MAX_FIXES = 4
 

@@ -19,7 +19,7 @@ NOTE = ("Click a point of the image (after a run). Dashed: the cell's theoretica
 def fields_figure(state: dict, point: tuple[int, int], level: str):
     """The figure for ``point`` with the effective field of ``level`` (one forward + one backward)."""
     from resfpn import figures
-    from resfpn.effective import PointError, check_point, image_fields
+    from resfpn.analysis.effective import PointError, check_point, image_fields
 
     config = state["config"].replace(batch=1)
     t = trace(config)

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from resfpn import Config
-from resfpn.config import REDUCTIONS
+from resfpn.model.config import REDUCTIONS
 from resfpn.formatting import format_count, format_shape
-from resfpn.precision import PRECISIONS, bf16_slow_reason
+from resfpn.serving.precision import PRECISIONS, bf16_slow_reason
 
 from .controls import CONTROLS, Slider, choices, config_from_controls
 from .library import (
@@ -18,9 +18,9 @@ from .library import (
 )
 
 if TYPE_CHECKING:
-    from resfpn.engine import Run
-    from resfpn.images import Decoded
-    from resfpn.records import Trace
+    from resfpn.serving.engine import Run
+    from resfpn.serving.images import Decoded
+    from resfpn.shapes.records import Trace
 
 COLORSCALES = ["Viridis", "Inferno", "Cividis", "RdBu", "Greys"]
 DISPLAY = ("reduction", "channel", "overlay", "opacity", "colorscale", "shared")
@@ -29,7 +29,7 @@ DISPLAY = ("reduction", "channel", "overlay", "opacity", "colorscale", "shared")
 def weights_offer(config: Config) -> tuple[list[tuple[str, str]], str]:
     """The weights control's entries for ``config`` (only those that fit it, plus random and upload),
     and a note naming published weights that would fit after a change of design."""
-    from resfpn.pretrained import weight_choices
+    from resfpn.weights.pretrained import weight_choices
 
     choices = weight_choices(config)
     others = [c for c in choices if not c.fits][:2]
@@ -58,7 +58,8 @@ def difference_text(run: Run) -> str:
 
 def heatmaps(run: Run, t: Trace, reduction: str, channel: float | None, overlay: bool, opacity: float | None,
              colorscale: str, shared: bool):
-    from resfpn import activations, figures
+    from resfpn import figures
+    from resfpn.analysis import activations
 
     if reduction not in REDUCTIONS:
         raise refuse(f"reduction={reduction!r}: choose one of {', '.join(REDUCTIONS)}", "Display refused")
@@ -77,7 +78,7 @@ def heatmaps(run: Run, t: Trace, reduction: str, channel: float | None, overlay:
 
 
 def stats_rows(run: Run) -> list[list]:
-    from resfpn import activations
+    from resfpn.analysis import activations
 
     rows = []
     for name, x in run.levels.items():

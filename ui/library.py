@@ -16,13 +16,13 @@ import gradio as gr
 from gradio.utils import get_upload_folder
 
 from resfpn import Config, ConfigError, LimitError, Limits
-from resfpn.limits import serving_overhead
-from resfpn.precision import check_precision as _allowed_precision
+from resfpn.serving.limits import serving_overhead
+from resfpn.serving.precision import check_precision as _allowed_precision
 
 if TYPE_CHECKING:
-    from resfpn.engine import Engine, Run, Weights
-    from resfpn.images import Decoded
-    from resfpn.records import Trace
+    from resfpn.serving.engine import Engine, Run, Weights
+    from resfpn.serving.images import Decoded
+    from resfpn.shapes.records import Trace
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 EXAMPLES = sorted((ASSETS / "examples").glob("*.jpg"))
@@ -38,8 +38,8 @@ def engine() -> Engine:
     global _engine
     with _engine_lock:
         if _engine is None:
-            from resfpn import runtime
-            from resfpn.engine import Engine
+            from resfpn.serving import runtime
+            from resfpn.serving.engine import Engine
 
             runtime.set_torch_threads()
             _engine = Engine()
@@ -47,7 +47,7 @@ def engine() -> Engine:
 
 
 def trace(config: Config) -> Trace:
-    from resfpn.engine import cached_trace
+    from resfpn.serving.engine import cached_trace
 
     return cached_trace(config)
 
@@ -119,7 +119,7 @@ def check_precision(value: str | None) -> str:
 
 
 def decode(image_path: str | None) -> Decoded:
-    from resfpn import images
+    from resfpn.serving import images
 
     if not image_path:
         raise refuse("Choose an example image or upload one first.", "No image")
@@ -145,8 +145,8 @@ def weights_for(config: Config, mode: str | None, seed: Any = 0, checkpoint: str
     """The weights a run uses: "random", "upload" (a file), a published source's name, or the
     API's short names "imagenet" / "coco". A published file is fetched first (from the cache, or
     downloaded with progress); a source that does not fit the design is refused, never half loaded."""
-    from resfpn import download, pretrained
-    from resfpn.engine import Weights
+    from resfpn.weights import download, pretrained
+    from resfpn.serving.engine import Weights
 
     seed = _seed(seed)
     mode = mode or "random"
@@ -186,7 +186,7 @@ def _progress_callback(progress: gr.Progress | None):
 
 def weights_errors() -> tuple[type[Exception], ...]:
     """Errors a checkpoint can raise while it loads (refused all or nothing)."""
-    from resfpn import download, pretrained, weights
+    from resfpn.weights import download, pretrained, loading as weights
 
     return weights.WeightsError, pretrained.WeightsDontFit, download.CorruptFile, download.WeightsUnavailable
 

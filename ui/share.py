@@ -1,5 +1,5 @@
 """Designs that travel: the design in the page's link, as a JSON file (down and up), and as one
-standalone PyTorch file. The logic is in ``resfpn.links``, ``resfpn.design_file`` and ``resfpn.export``."""
+standalone PyTorch file. The logic is in ``resfpn.share.links``, ``resfpn.share.design_file`` and ``resfpn.share.export``."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from typing import Any
 import gradio as gr
 
 from resfpn import PRESETS
-from resfpn.config import PRESET_NOTES
-from resfpn.design_file import DesignFileError, config_from_json, design_json
-from resfpn.links import config_from_query, design_query
+from resfpn.model.config import PRESET_NOTES
+from resfpn.share.design_file import DesignFileError, config_from_json, design_json
+from resfpn.share.links import config_from_query, design_query
 
 from .controls import config_from_controls, controls_from_config
 from .library import LIMITS, refuse
@@ -62,7 +62,7 @@ def on_download_design(preset: str | None, *values: Any) -> str:
 
 
 def on_download_code(preset: str | None, *values: Any) -> str:
-    from resfpn.export import ExportError, export_code
+    from resfpn.share.export import ExportError, export_code
 
     config = config_from_controls(list(values))
     try:

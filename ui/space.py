@@ -1,6 +1,6 @@
 """The design space ("Space" tab): valid input sizes, cost against input size and the width/depth
 sweep, each a click away from the design. Layout and wiring only; the numbers come from
-resfpn.sizes, resfpn.sweep and resfpn.latency."""
+resfpn.shapes.sizes, resfpn.shapes.sweep and resfpn.serving.latency."""
 
 from __future__ import annotations
 
@@ -52,8 +52,8 @@ COMMON = [(224, 224, "224"), (512, 512, "512"), (800, 1333, "800×1333"), (1024,
 def space_outputs(config: Config) -> tuple:
     """The three figures, the aspect-ratio note and the sweep's designs (for clicks) for ``config``."""
     from resfpn.figures.space import cost_figure, sizes_figure, sweep_figure
-    from resfpn.sizes import MAX_SIZE, costs, size_map
-    from resfpn.sweep import sweep
+    from resfpn.shapes.sizes import MAX_SIZE, costs, size_map
+    from resfpn.shapes.sweep import sweep
 
     m = size_map(config)
     curve_sides = list(range(1, MAX_SIZE + 1))
@@ -70,7 +70,7 @@ def space_outputs(config: Config) -> tuple:
             marks.append((nh, nw))
             labels.append(text)
     mark_costs = costs(config, [h for h, _ in marks], [w for _, w in marks])
-    from resfpn import latency
+    from resfpn.serving import latency
 
     s = sweep(config, limits=LIMITS)
     return (sizes_figure(m), cost_figure(curve, mark_costs, labels, latency.cached(config)), sweep_figure(s),
@@ -110,7 +110,7 @@ def on_pick(pick: str, designs: list[dict], *values: Any) -> list:
 
 def on_measure(*values: Any) -> Any:
     """Time a few sizes of the design on this machine (served path), fit, and redraw the cost curves."""
-    from resfpn import latency
+    from resfpn.serving import latency
 
     config = config_from_controls(list(values))
     for h, w in latency.sizes_to_time(config):

@@ -1,9 +1,4 @@
-"""Plotly figures of a traced configuration, one family per module.
-
-Every figure takes a ``Trace`` (and, for the heatmaps, maps the caller has already reduced over
-channels) and returns a ``go.Figure``. Nothing here builds a model or imports gradio. A new figure
-family goes in as a new module, re-exported here.
-"""
+"""Plotly figures of traces and runs, one family per module, re-exported here."""
 
 from ._style import BAD, INK, MUTED, OFF, OK, PAPER
 from .architecture import architecture_figure

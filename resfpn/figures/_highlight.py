@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..fpn import merge_site
-from ..records import Trace
+from ..model.fpn import merge_site
+from ..shapes.records import Trace
 from ._canvas import Canvas, add_label
 from ._style import DIFF, ON_MARK
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..add import AddRecord
+from ..model.add import AddRecord
 from ..formatting import format_shape
-from ..records import Trace
+from ..shapes.records import Trace
 
 INK, MUTED, LINE, GRID, PAPER = "#111827", "#4b5563", "#6b7280", "#e5e7eb", "#ffffff"
 OK, BAD, OFF = "#15803d", "#dc2626", "#9ca3af"

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import plotly.graph_objects as go
 
-from ..config import LEVEL_STRIDE
+from ..model.config import LEVEL_STRIDE
 from ..formatting import ceil_div, format_count, format_mib, format_shape
-from ..records import Trace
+from ..shapes.records import Trace
 from ._canvas import Canvas, add_arrow, add_box, add_label, add_nodes, add_pill
 from ._highlight import Marks, add_rings, differs_hover, mark_box, place_marks
 from ._style import (

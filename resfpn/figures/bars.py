@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..formatting import format_count, format_range, format_shape
-from ..records import Trace
+from ..shapes.records import Trace
 from ._style import GRID, INK, LEVEL_COLOR, MUTED, OFF, PART_LABEL, card_layout, short_number
 
 def _bar(fig: go.Figure, row: int, col: int, x: list[str], y: list, text: list[str], colors: list[str],

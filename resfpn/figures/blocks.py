@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from ..config import SKIP_OPTIONS
+from ..model.config import SKIP_OPTIONS
 from ..formatting import format_count, format_shape
-from ..records import ModuleRecord, Trace
+from ..shapes.records import ModuleRecord, Trace
 from ._canvas import Canvas, add_arrow, add_box, add_label, add_nodes, add_pill
 from ._style import BAD, F_COLOR, GRID, INK, LINE, MUTED, OFF, OFF_FILL, S_COLOR, add_status, card_layout, failure, hidden_axes
 

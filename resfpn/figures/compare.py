@@ -1,7 +1,7 @@
 """The compare view: A's and B's architecture maps with what differs marked, their feature maps
 side by side with the difference where shapes agree, and the rows of the differences table.
 
-Everything here reads a ``resfpn.compare.Comparison`` (or its report); nothing builds or runs a model.
+Everything here reads a ``resfpn.analysis.compare.Comparison`` (or its report); nothing builds or runs a model.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..compare import SIDES, Comparison, Side, difference_maps, paired_maps, relative_difference
-from ..config import REDUCTIONS, Reduction
+from ..analysis.compare import SIDES, Comparison, Side, difference_maps, paired_maps, relative_difference
+from ..model.config import REDUCTIONS, Reduction
 from ..formatting import format_count, format_mib, format_shape
 from ._style import BAD, INK, MUTED, PILL_EDGE, PILL_FILL, card_layout, hidden_axes, wrap
 from .architecture import architecture_figure

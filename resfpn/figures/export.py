@@ -19,7 +19,7 @@ from typing import Literal, get_args
 
 import plotly.graph_objects as go
 
-from ..config import PRESETS, Config
+from ..model.config import PRESETS, Config
 
 ImageFormat = Literal["svg", "png"]
 IMAGE_FORMATS: tuple[ImageFormat, ...] = get_args(ImageFormat)

@@ -16,9 +16,9 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..config import LEVEL_STRIDE
-from ..effective import MASS, cell_at, check_point
-from ..records import Trace
+from ..model.config import LEVEL_STRIDE
+from ..analysis.effective import MASS, cell_at, check_point
+from ..shapes.records import Trace
 from ._style import FIELD_CELL as CELL
 from ._style import FIELD_ERF_BOX as ERF_BOX
 from ._style import FIELD_OUTSIDE as OUTSIDE
@@ -54,7 +54,7 @@ def receptive_field_figure(
         image: the PIL image as the network saw it, ``W×H = config.input_width × config.input_height``.
         point: ``(x, y)`` in pixels of that image.
         t: the trace of the design (its exact fields give every level's theoretical box).
-        fields: what ``resfpn.effective.effective_fields`` returned for this point; it must hold
+        fields: what ``resfpn.analysis.effective.effective_fields`` returned for this point; it must hold
             ``level`` (its ``erf`` map ``(H, W)`` and 95 % box are drawn). Other levels it holds get
             their 95 % box drawn in their thumbnail too.
         level: the level drawn large, one of the design's levels.

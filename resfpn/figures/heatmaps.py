@@ -11,8 +11,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..config import LEVEL_STRIDE
-from ..records import Trace
+from ..model.config import LEVEL_STRIDE
+from ..shapes.records import Trace
 from ._style import INK, MUTED, card_layout, hidden_axes, wrap
 
 MAX_CELLS = 128  # longest side of the finest map as sent; all maps are block-averaged alike beyond it

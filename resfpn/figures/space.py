@@ -9,10 +9,10 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..config import LABELS
+from ..model.config import LABELS
 from ..formatting import format_count, format_mib
-from ..sizes import AXES, COMMON_SIZES, Costs, SizeMap
-from ..sweep import Sweep
+from ..shapes.sizes import AXES, Costs, SizeMap
+from ..shapes.sweep import Sweep
 from ._style import BAD, GRID, INK, LEVEL_COLOR, MUTED, OK, PAPER, card_layout
 
 MAP_SPAN = 32  # sizes per axis in the 2-D map, around the design's own size

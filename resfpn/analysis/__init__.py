@@ -1,0 +1,1 @@
+"""What a run shows: activations, effective receptive fields, and two designs compared."""

@@ -1,0 +1,1 @@
+"""``python -m resfpn``: the command line (trace, compare, weights)."""

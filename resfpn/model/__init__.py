@@ -1,0 +1,1 @@
+"""The network itself: configuration, level declaration, checked addition, blocks, backbone, FPN."""

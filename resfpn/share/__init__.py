@@ -1,0 +1,1 @@
+"""Designs that travel: links, design files, and standalone PyTorch code."""
