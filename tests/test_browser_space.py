@@ -72,6 +72,10 @@ def test_map_renders_hover_shows_sizes_click_applies(browser, served_app):
     page.wait_for_function(f"() => document.querySelector('#summary').innerText.includes('{h}×{w} input')")
     assert page.input_value("#input-height input[type=number]") == str(h)
     assert page.input_value("#input-width input[type=number]") == str(w)
+    # The tab redraws around the new size (the map's title names it).
+    page.wait_for_function("() => { const gd = document.querySelector('#space-sizes .js-plotly-plot');"
+                           f" return gd && gd.layout.annotations.some(a => a.text.includes('near {h}×{w}')); }}")
+    page.wait_for_function("() => !document.querySelector('#space-costs .pending, #space-sweep .pending')")
     page.screenshot(path=str(ARTIFACTS / "space-1400-light.png"), full_page=True)
 
     # A click on a sweep point applies that design (at the current size).
