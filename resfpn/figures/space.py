@@ -129,7 +129,8 @@ def cost_figure(curve: Costs, marks: Costs, mark_labels: list[str], latency: dic
                              text=size_text, hovertemplate="%{text}: %{y:,.0f} MiB<extra></extra>"), row=2, col=1)
     mx = np.sqrt(marks.heights * marks.widths)
     mtext = [f"{lab}: {h}×{w}" for lab, h, w in zip(mark_labels, marks.heights, marks.widths)]
-    mark_style = dict(mode="markers+text", textposition="top center", textfont=dict(size=11, color=INK),
+    positions = ["top left", "top right", "bottom right", "top center", "bottom left"]
+    mark_style = dict(mode="markers+text", textposition=[positions[i % len(positions)] for i in range(len(mark_labels))], textfont=dict(size=11, color=INK),
                       marker=dict(size=9, color=[BAD if lab.startswith("current") else MUTED for lab in mark_labels],
                                   line=dict(width=1, color=PAPER)))
     fig.add_trace(go.Scatter(x=mx, y=marks.macs / 1e9, text=mark_labels, hovertext=[
@@ -159,7 +160,7 @@ def cost_figure(curve: Costs, marks: Costs, mark_labels: list[str], latency: dic
         fig.add_trace(go.Scatter(x=[0], y=[0], mode="markers", marker=dict(opacity=0), hoverinfo="skip"), row=3, col=1)
         note = "latency not measured yet"
     for row in (1, 2, 3):
-        fig.update_xaxes(gridcolor=GRID, row=row, col=1, showticklabels=True)
+        fig.update_xaxes(gridcolor=GRID, row=row, col=1, showticklabels=True, zeroline=False)
         fig.update_yaxes(gridcolor=GRID, zeroline=False, row=row, col=1)
     fig.update_xaxes(title_text="√(H·W), px: the side of a square input with as many pixels", title_font=dict(size=11),
                      row=3, col=1)
