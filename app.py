@@ -92,7 +92,7 @@ with gr.Blocks(title="resfpn — ResNet + FPN shape explorer") as demo:
     fields.wire(heat["below"], heatmaps.wire(heat, design, theme), heat["state"], theme)
     share.wire(shared, preset, design, refresh)
     compare.wire(pair, design, heat, theme)
-    space.wire(space_view, design, theme, refresh)
+    space.wire(space_view, design, theme, refresh, heat["image"])
     # Not the "model" group: a trace-only call answers at once; runs queue on the engine's slot.
     gr.api(api.analyze, api_name="analyze", concurrency_id="analyze", concurrency_limit=4)
     gr.api(api.receptive_field, api_name="receptive_field", concurrency_id="model", concurrency_limit=1)

@@ -108,6 +108,40 @@ def on_pick(pick: str, designs: list[dict], *values: Any) -> list:
     return controls_from_config(config)
 
 
+ASPECT_CHOICES = 3
+
+
+def on_aspect(image_path: str | None, *values: Any) -> tuple:
+    """For the image chosen in the heatmaps tab: the nearest sizes that build under the design's
+    policy and keep its aspect ratio, as a note and up to three buttons that apply them."""
+    from resfpn.shapes.sizes import aspect_sizes, size_map
+
+    from .library import decode
+
+    hidden = [gr.update(visible=False)] * ASPECT_CHOICES
+    if not image_path:
+        return ("Choose or upload an image in the **Feature heatmaps** tab to see the nearest sizes that build and "
+                "keep its aspect ratio.", [], *hidden)
+    config = config_from_controls(list(values))
+    w, h = decode(image_path).original_size
+    options = aspect_sizes(size_map(config, policies=(config.policy,)), config.policy, h, w, count=ASPECT_CHOICES)
+    if not options:
+        return (f"No size up to 2048 builds under this policy and keeps the image's {w}×{h} aspect ratio within 1 %.",
+                [], *hidden)
+    note = (f"The image is {w}×{h} (width × height). Nearest input sizes that build under this design's policy "
+            f"and keep its aspect ratio (within 1 %):")
+    buttons = [gr.update(visible=i < len(options), value=f"use {o['height']}×{o['width']} (H×W)" if i < len(options) else "")
+               for i, o in enumerate(options + [{}] * (ASPECT_CHOICES - len(options)))]
+    return (note, [[o["height"], o["width"]] for o in options], *buttons)
+
+
+def on_aspect_pick(i: int, options: list, *values: Any) -> list:
+    if i >= len(options or []):
+        raise refuse("That size no longer applies: the image or the design changed.", "Nothing applied")
+    h, w = options[i]
+    return controls_from_config(config_from_controls(list(values)).replace(input_height=int(h), input_width=int(w)))
+
+
 def on_measure(*values: Any) -> Any:
     """Time a few sizes of the design on this machine (served path), fit, and redraw the cost curves."""
     from resfpn.serving import latency
@@ -125,6 +159,10 @@ def space_tab() -> dict[str, Any]:
     c: dict[str, Any] = {}
     with gr.Tab("Space", id="space") as tab:
         gr.Markdown(NOTE)
+        c["aspect_note"] = gr.Markdown(elem_id="space-aspect")
+        with gr.Row():
+            c["aspect_buttons"] = [gr.Button(visible=False, size="sm", elem_id=f"space-aspect-{i}")
+                                   for i in range(ASPECT_CHOICES)]
         c["sizes"] = plot("space-sizes", label="Valid input sizes")
         with gr.Row():
             c["measure"] = gr.Button("Measure latency", size="sm", elem_id="space-measure", scale=0)
@@ -134,11 +172,13 @@ def space_tab() -> dict[str, Any]:
     c["tab"] = tab
     c["seen"] = gr.State(False)
     c["designs"] = gr.State([])
+    c["aspect"] = gr.State([])
     return c
 
 
-def wire(c: dict[str, Any], design: list, theme, apply) -> None:
-    """Events of the tab. ``apply(event)`` chains the shape views' refresh after the controls change."""
+def wire(c: dict[str, Any], design: list, theme, apply, image=None) -> None:
+    """Events of the tab. ``apply(event)`` chains the shape views' refresh after the controls change;
+    ``image`` is the heatmaps tab's image (a file path), for the aspect-ratio suggestions."""
     names = {0: "sizes", 1: "costs", 2: "sweep"}
 
     def config_of(args, out):
@@ -152,6 +192,13 @@ def wire(c: dict[str, Any], design: list, theme, apply) -> None:
           api_visibility="private", trigger_mode="always_last", concurrency_id="space")
     apply(c["pick"].change(on_pick, [c["pick"], c["designs"], *design], design, api_visibility="private",
                           concurrency_id="trace"))
+    if image is not None:
+        aspect_out = [c["aspect_note"], c["aspect"], *c["aspect_buttons"]]
+        gr.on([image.change, c["tab"].select], on_aspect, [image, *design], aspect_out, api_visibility="private",
+              concurrency_id="space")
+        for i, button in enumerate(c["aspect_buttons"]):
+            apply(button.click(lambda options, *values, i=i: on_aspect_pick(i, options, *values), [c["aspect"], *design],
+                               design, api_visibility="private", concurrency_id="trace"))
     c["measure"].click(themed(on_measure, {0: "costs"}, lambda args, out: config_from_controls(list(args))),
                        [*design, theme], c["costs"], api_visibility="private", concurrency_id="model",
                        concurrency_limit=1)
