@@ -34,6 +34,11 @@ def _open_space(browser, url: str, width: int):
     page = browser.new_page(viewport={"width": width, "height": 1000})
     page.set_default_timeout(90_000)
     page.goto(url)
+    _select_space(page)
+    return page
+
+
+def _select_space(page) -> None:
     page.wait_for_function("() => { const e = document.querySelector('#summary'); return e && e.innerText.includes('input'); }")
     tab = page.get_by_role("tab", name="Space")
     if tab.count() and tab.first.is_visible():
@@ -43,7 +48,6 @@ def _open_space(browser, url: str, width: int):
         page.locator("button:not([tabindex='-1'])", has_text="Space").last.click()
     for elem in ("space-sizes", "space-costs", "space-sweep"):
         page.wait_for_selector(f"#{elem} .js-plotly-plot .main-svg")
-    return page
 
 
 def _hover_text(page, fx: float, fy: float) -> str:
@@ -90,6 +94,15 @@ def test_map_renders_hover_shows_sizes_click_applies(browser, served_app):
     }""")
     page.mouse.click(x, y)
     page.wait_for_function("() => document.querySelector('#block input[value=bottleneck]').checked")
+
+    # Latency: a few sizes timed through the served path, then fitted (the cost figure says so).
+    page.goto(served_app)  # the reference design
+    _select_space(page)
+    page.click("#space-measure")
+    page.wait_for_function("() => { const gd = document.querySelector('#space-costs .js-plotly-plot');"
+                           " return gd && gd.layout.title.text.includes('fitted to 4 runs'); }", timeout=180_000)
+    page.locator("#space-costs").scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "space-1400-light-latency.png"))
     page.close()
 
 
