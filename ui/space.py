@@ -51,7 +51,7 @@ COMMON = [(224, 224, "224"), (512, 512, "512"), (800, 1333, "800×1333"), (1024,
 
 def space_outputs(config: Config) -> tuple:
     """The three figures, the aspect-ratio note and the sweep's designs (for clicks) for ``config``."""
-    from resfpn.figures.space import cost_figure, sizes_figure, sweep_figure
+    from resfpn.figures import cost_figure, sizes_figure, sweep_figure
     from resfpn.shapes.sizes import MAX_SIZE, costs, size_map
     from resfpn.shapes.sweep import sweep
 
