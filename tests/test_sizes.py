@@ -145,3 +145,13 @@ def test_nearest_sizes_that_keep_a_photos_aspect_ratio():
     scales = [abs(np.log(s["scale"])) for s in sizes]
     assert scales == sorted(scales)
     assert {(s["height"], s["width"]) for s in sizes} >= {(736, 989), (766, 1021)}
+
+
+def test_sizes_beyond_the_map_are_answered_by_the_same_program():
+    m = size_map(Config())
+    for h, w in ((4096, 4096), (4097, 224), (8192, 8161)):
+        t = trace(Config(input_height=h, input_width=w))
+        f = m.failure_at("x2", h, w)
+        assert (f is None) == t.ok
+        if f is not None:
+            assert (f.where, f.shapes) == (t.mismatch.where, t.mismatch.shapes)

@@ -151,7 +151,7 @@ def sizes(config: dict, failures: int = 8, image_width: int = 0, image_height: i
         "policy", "builds", "failure"}, "aspect": [{"height", "width", "aspect_error", "scale"}, ...]}.
         A failure's shapes are taken with the other axis at the design's own size (or the nearest that builds).
     """
-    from resfpn.shapes.sizes import MAX_SIZE, aspect_sizes, size_map
+    from resfpn.shapes.sizes import aspect_sizes, size_map
 
     cfg = checked_config(config)
     failures = _whole(failures, "failures", 0, 100, default=8)
@@ -159,8 +159,8 @@ def sizes(config: dict, failures: int = 8, image_width: int = 0, image_height: i
     m = size_map(cfg)
     report = m.to_dict(failures)
     h, w = cfg.input_height, cfg.input_width
-    failure = m.failure_at(cfg.policy, h, w) if max(h, w) <= MAX_SIZE else None
-    report["current"] = {"height": h, "width": w, "policy": cfg.policy, "builds": max(h, w) <= MAX_SIZE and failure is None,
+    failure = m.failure_at(cfg.policy, h, w)  # sizes beyond 2048 too
+    report["current"] = {"height": h, "width": w, "policy": cfg.policy, "builds": failure is None,
                          "failure": failure.to_dict() if failure else None}
     if image_width and image_height:
         report["aspect"] = aspect_sizes(m, cfg.policy, image_height, image_width)

@@ -43,7 +43,7 @@ def sizes_main(argv: list[str]) -> int:
     aspect = aspect_sizes(m, config.policy, *args.aspect) if args.aspect else None
     if args.json:
         report = m.to_dict()
-        failure = m.failure_at(config.policy, h, w) if max(h, w) <= m.max_size else None
+        failure = m.failure_at(config.policy, h, w)
         report["current"] = {"height": h, "width": w, "policy": config.policy,
                              "builds": failure is None, "failure": failure.to_dict() if failure else None}
         if aspect is not None:
@@ -65,12 +65,10 @@ def format_sizes(m, aspect: list[dict] | None = None, aspect_of: tuple[int, int]
             lines.append(f"  {label:<14} {m.summary(policy, axis):<24} ({len(valid)} of {m.max_size})")
     h, w = c.input_height, c.input_width
     label = LABELS["policy"][c.policy]
-    if max(h, w) > m.max_size:
-        lines.append(f"design's size {h}×{w} is beyond the map (1–{m.max_size})")
-    elif (f := m.failure_at(c.policy, h, w)) is None:
+    if (f := m.failure_at(c.policy, h, w)) is None:
         lines.append(f"design's size {h}×{w} builds under {label}")
     else:
-        near = [m.nearest_valid(c.policy, a, n) for a, n in (("height", h), ("width", w))]
+        near = [m.nearest_valid(c.policy, a, min(n, m.max_size)) for a, n in (("height", h), ("width", w))]
         lines.append(f"design's size {h}×{w} does not build under {label}: {f.where}: {f.operands[0]} is "
                      f"{format_shape(f.shapes[0])} but {f.operands[1]} is {format_shape(f.shapes[1])}"
                      + (f"; nearest that builds: {near[0]}×{near[1]}" if all(near) else ""))

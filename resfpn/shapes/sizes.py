@@ -433,7 +433,11 @@ class SizeMap:
 
     def failure_at(self, policy: str, height: int, width: int) -> Failure | None:
         """The first addition that fails for input ``height``×``width`` (None where it builds): the
-        earlier of the two axes' first failures, with both operands' shapes at that size."""
+        earlier of the two axes' first failures, with both operands' shapes at that size. Sizes beyond
+        the map are evaluated on their own (the program holds at any size)."""
+        if max(height, width) > self.max_size:
+            one = size_map_at(self.config.replace(policy=policy), height, width)
+            return one.failure_at(policy, 1, 1)
         prog, mh, mw = self.programs[policy], self.axes[policy]["height"], self.axes[policy]["width"]
         js = [int(j) for j in (mh.first_fail[height - 1], mw.first_fail[width - 1]) if j >= 0]
         if not js:
@@ -499,6 +503,17 @@ def size_map(config: Config, policies: tuple[str, ...] = POLICY_NAMES, max_size:
             axes[policy][axis] = AxisMap(sizes, first)
             valid[policy][axis] = (np.nonzero(first < 0)[0] + 1).tolist()
     return SizeMap(config, programs, axes, valid)
+
+
+def size_map_at(config: Config, height: int, width: int) -> SizeMap:
+    """A one-size map of ``config``'s policy: column 0 of each axis is ``height`` (``width``)."""
+    prog = program(structure_key(config))
+    axes = {}
+    for i, (axis, n) in enumerate(zip(AXES, (height, width))):
+        sizes = prog.evaluate(np.array([n], dtype=np.int64), i)
+        axes[axis] = AxisMap(sizes, _first_failures(prog, sizes, config))
+    return SizeMap(config, {config.policy: prog}, {config.policy: axes},
+                   {config.policy: {a: [] for a in AXES}})
 
 
 def _first_failures(prog: Program, sizes: np.ndarray, config: Config) -> np.ndarray:
