@@ -5,6 +5,7 @@ The page's parts live in ``ui/`` (one module per view); the logic lives in ``res
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 
@@ -15,7 +16,7 @@ runtime.tune_process()  # before torch loads its OpenMP runtime
 import gradio as gr
 
 from resfpn.model.config import PRESET_NOTES, PRESETS
-from ui import api, compare, controls, explore, fields, heatmaps, share, space
+from ui import api, compare, controls, explore, fields, heatmaps, page, share, space
 from ui.controls import CONTROLS, config_from_controls, controls_from_config  # noqa: F401  (tests call these)
 from ui.explore import on_architecture, on_fix, on_preset  # noqa: F401
 from ui.heatmaps import on_display, on_run  # noqa: F401
@@ -29,10 +30,11 @@ with gr.Blocks(title="resfpn — ResNet + FPN shape explorer") as demo:
         "# resfpn — see every shape of a ResNet + FPN\n"
         "`y = F(x) + S(x)` and every FPN merge are **element-wise additions**: both operands must have "
         "identical shapes. Change the design on the left; the shapes update from a shape-only trace "
-        "(no image, no memory). Where an addition's operands disagree, the explorer says where, why and how to fix it."
+        "(no image, no memory). Where an addition's operands disagree, the explorer says where, why and how to fix it.",
+        elem_id="intro",
     )
     with gr.Row(equal_height=False):
-        with gr.Column(scale=1, min_width=330):
+        with gr.Column(scale=1, min_width=330, elem_id="controls"):  # below the results on a phone (ui/page.py)
             preset = gr.Dropdown([(f"{n} — {PRESET_NOTES[n]}", n) for n in PRESETS], value="reference",
                                  label="Preset", elem_id="preset")
             preset_note = gr.Markdown(PRESET_NOTES["reference"])
@@ -49,13 +51,16 @@ with gr.Blocks(title="resfpn — ResNet + FPN shape explorer") as demo:
                         comps |= {n: controls.component(n) for n in (f"widths.{i}", f"blocks.{i}")}
             with gr.Accordion("FPN", open=True):
                 comps |= {n: controls.component(n) for n in controls.group("FPN")}
-        with gr.Column(scale=3):
+        with gr.Column(scale=3, elem_id="results"):
             link_note = gr.Markdown(elem_id="link-note")
             summary = gr.Markdown(elem_id="summary")
             mismatch = gr.Markdown(elem_id="mismatch")
             with gr.Row():
                 fix_buttons = [gr.Button(visible=False, size="sm", elem_id=f"fix-{i}") for i in range(explore.MAX_FIXES)]
-            with gr.Tabs():
+            # Only gr.Tab directly inside gr.Tabs, not even a gr.State: Gradio 6.31's page numbers each tab
+            # by its place among all the children, so a State between two tabs made a visited tab's button
+            # overwrite (or repeat) another's ("Compare, Compare, Report"). tests/test_app.py guards it.
+            with gr.Tabs(overflow_behavior="wrap", elem_id="views"):
                 shape_views = explore.shape_tabs()
                 space_view = space.space_tab()
                 heat = heatmaps.heatmaps_tab(below=fields.fields_section)
@@ -64,6 +69,7 @@ with gr.Blocks(title="resfpn — ResNet + FPN shape explorer") as demo:
                 with gr.Tab("Report", id="json"):
                     report = gr.JSON(label="Trace report")
     fixes_state = gr.State([])
+    noted = gr.State(None)  # the control whose note says why the design cannot be built
     theme = gr.Textbox("light", visible=False, elem_id="theme")  # "light" or "dark", read from the browser at load
 
     # -----------------------------------------------------------------------------------------
@@ -72,26 +78,34 @@ with gr.Blocks(title="resfpn — ResNet + FPN shape explorer") as demo:
     arch_outputs = [shape_views["arch"], shape_views["blocks"], shape_views["bars"], summary, mismatch, skip_note,
                     fixes_state, report, *fix_buttons]
 
-    gr.on([c.input for c in design], explore.themed_outputs(on_architecture), [*design, theme], arch_outputs,
-          api_name="trace",
-          trigger_mode="always_last", show_progress="minimal", concurrency_id="trace", concurrency_limit=4)
+    def checked(event):
+        """Chain the design check: a design that cannot be built says why, where it happened."""
+        check = explore.themed_outputs(explore.design_check, 1 + len(design), named=False)
+        for after in (event.success, event.failure):  # Gradio 6.31 runs no .then() after a failure
+            after(check, [noted, *design, theme], [noted, *design, *arch_outputs], api_visibility="private",
+                  concurrency_id="trace")
+        return event
+
+    checked(gr.on([c.input for c in design], explore.themed_outputs(on_architecture), [*design, theme],
+                  arch_outputs, api_name="trace",
+                  trigger_mode="always_last", show_progress="minimal", concurrency_id="trace", concurrency_limit=4))
 
     def refresh(event):
-        return event.then(explore.themed_outputs(on_architecture), [*design, theme], arch_outputs,
-                          api_visibility="private", concurrency_id="trace")
+        return checked(event.then(explore.themed_outputs(on_architecture), [*design, theme], arch_outputs,
+                                  api_visibility="private", concurrency_id="trace"))
 
     refresh(demo.load(None, None, theme, js=THEME_JS).then(
         share.on_link, None, [*design, preset, preset_note, link_note], api_visibility="private",
                       concurrency_id="trace"))
-    preset.input(explore.themed_outputs(on_preset, len(design) + 1), [preset, theme], [*design, preset_note, *arch_outputs],
-                 api_name="preset", concurrency_id="trace")
+    checked(preset.input(explore.themed_outputs(on_preset, len(design) + 1), [preset, theme],
+                         [*design, preset_note, *arch_outputs], api_name="preset", concurrency_id="trace"))
     for i, button in enumerate(fix_buttons):
         fix = explore.themed_outputs(lambda fixes, *values, i=i: on_fix(i, fixes, *values), len(design))
-        button.click(fix, [fixes_state, *design, theme],
-                     [*design, *arch_outputs], api_visibility="private", concurrency_id="trace")
+        checked(button.click(fix, [fixes_state, *design, theme],
+                             [*design, *arch_outputs], api_visibility="private", concurrency_id="trace"))
     fields.wire(heat["below"], heatmaps.wire(heat, design, theme), heat["state"], theme)
     share.wire(shared, preset, design, refresh)
-    compare.wire(pair, design, heat, theme)
+    compare.wire(pair, design, heat, theme, refresh)
     space.wire(space_view, design, theme, refresh, heat["image"])
     # Not the "model" group: a trace-only call answers at once; runs queue on the engine's slot.
     gr.api(api.analyze, api_name="analyze", concurrency_id="analyze", concurrency_limit=4)
@@ -101,10 +115,18 @@ with gr.Blocks(title="resfpn — ResNet + FPN shape explorer") as demo:
     gr.api(api.sweep, api_name="sweep", concurrency_id="analyze", concurrency_limit=4)
 
 demo.queue(max_size=QUEUE_SIZE)
+page.no_time_estimates(demo)
 
 if __name__ == "__main__":
+    # Refusals are one line each (ui.library.refuse); Gradio prints unexpected exceptions' tracebacks.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger("resfpn").addHandler(handler)
+    logging.getLogger("resfpn").setLevel(logging.INFO)
     demo.launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         max_file_size="25mb",
+        css=page.CSS,
+        js=page.FIT_JS,
         mcp_server=os.environ.get("GRADIO_MCP_SERVER", "1").lower() not in ("0", "false"),
     )

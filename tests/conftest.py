@@ -14,13 +14,19 @@ def tiny() -> Config:
     return Config(widths=(8, 8, 16, 16), blocks=(1, 1, 1, 1), stem_width=8, fpn_width=8)
 
 
-def launch_app(**env_extra: str):
+SERVED_LOG = ARTIFACTS / "app-server-session.log"  # the log of ``served_app``
+
+
+def launch_app(log: Path | None = None, **env_extra: str):
     """`python app.py` as a user starts it, on a free port of 127.0.0.1 (a context manager; yields its URL)."""
     ARTIFACTS.mkdir(exist_ok=True)
-    return serve.serving(ARTIFACTS / f"app-server-{serve.free_port()}.log", **env_extra)
+    return serve.serving(log or ARTIFACTS / f"app-server-{serve.free_port()}.log", **env_extra)
 
 
 @pytest.fixture(scope="session")
-def served_app():
-    with launch_app() as url:
+def served_app(tmp_path_factory):
+    """The app, offline with empty weight caches: tests never need the internet, and a published
+    source's download fails the same way everywhere."""
+    caches = tmp_path_factory.mktemp("caches")
+    with launch_app(SERVED_LOG, HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(caches / "hub"), TORCH_HOME=str(caches / "torch")) as url:
         yield url

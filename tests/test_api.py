@@ -101,7 +101,7 @@ def test_ui_endpoints_answer_empty_values_readably(client):
 
     values = app_module.controls_from_config(Config())
     values[0] = None  # input height left empty by an API caller
-    with pytest.raises(AppError, match="input height is empty"):
+    with pytest.raises(AppError, match="Input height H is empty"):
         client.predict(*values, api_name="/trace")
     with pytest.raises(AppError, match="preset=None: unknown preset"):
         client.predict(None, api_name="/preset")

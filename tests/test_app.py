@@ -74,7 +74,7 @@ def test_run_refuses_a_mismatched_design_with_a_readable_error():
 
 @pytest.mark.parametrize(
     "changes, match",
-    [({"input_height": None}, "input height is empty"), ({"widths.1": 0}, r"widths\[1\]=0"),
+    [({"input_height": None}, "Input height H is empty"), ({"widths.1": 0}, r"widths\[1\]=0"),
      ({"fpn_width": 99999}, "fpn_width=99999: must be between")],
 )
 def test_bad_values_are_readable_errors(changes, match):
@@ -136,3 +136,62 @@ def test_a_checkpoint_that_would_run_code_is_refused_and_the_app_keeps_working(t
 def test_out_of_range_seed_is_a_readable_error():
     with pytest.raises(gr.Error, match=r"seed=-1: choose a whole number from 0 to 4294967295"):
         app.on_run(*controls(input_height=64, input_width=64), EXAMPLE, "random", -1, None, *DISPLAY)
+
+
+def test_every_child_of_the_tabs_is_a_tab():
+    """Gradio 6.31 numbers a tab by its place among all of gr.Tabs' children: a gr.State between two
+    tabs made visited tabs' buttons overwrite or repeat others in the bar ("Compare, Compare, Report")."""
+    tabs = [b for b in app.demo.blocks.values() if isinstance(b, gr.Tabs)]
+    assert tabs
+    for t in tabs:
+        assert [type(c).__name__ for c in t.children if not isinstance(c, gr.Tab)] == []
+
+
+def test_a_refusal_is_one_log_line_without_traceback(caplog):
+    values = controls(p6="maxpool")
+    values[app.CONTROLS.index("p6")], values[app.CONTROLS.index("p7")] = "none", True
+    with caplog.at_level("INFO", logger="resfpn"), pytest.raises(gr.Error) as err:
+        app.on_architecture(*values)
+    assert err.value.print_exception is False  # Gradio prints no traceback for it
+    assert [r.getMessage() for r in caplog.records] == [
+        "refused: Configuration refused: p7=True needs a P6 to build on: choose p6 from 'p5-conv', 'c5-conv', 'maxpool'"]
+
+
+def test_the_design_check_names_the_control_in_the_words_on_screen():
+    from ui import explore
+
+    values = controls(p6="maxpool")
+    values[app.CONTROLS.index("p6")], values[app.CONTROLS.index("p7")] = "none", True
+    out = explore.design_check(None, *values)
+    assert out[0] == "p7"
+    info = out[1 + app.CONTROLS.index("p7")]["info"]
+    assert "“P7 (3×3 s2 conv on ReLU(P6))” (ticked) needs a P6" in info and "“max-pool of P5”" in info
+    assert "p7=" not in info and "'maxpool'" not in info
+    summary = out[1 + len(app.CONTROLS) + 3]
+    assert "This design cannot be built" in summary and "Error" not in summary
+    # Once the design holds again, the note goes (and nothing else is re-sent).
+    out = explore.design_check("p7", *controls())
+    assert out[0] is None and out[1 + app.CONTROLS.index("p7")]["info"] == ""
+    assert all(o == gr.update() for i, o in enumerate(out[1:]) if i != app.CONTROLS.index("p7"))
+
+
+def test_the_queue_sends_no_time_estimate():
+    """Gradio's queue shows a mean duration as an estimate ("10.4/0.6s"); the page names phases instead."""
+    times = app.demo._queue.process_time_per_fn
+    fn = next(iter(app.demo.fns.values()))
+    times[fn].add(10.0)
+    assert fn not in times  # the queue's test for "has an estimate": never true
+
+
+def test_a_run_names_its_phases(monkeypatch):
+    from ui import heatmaps
+
+    seen = []
+
+    class Recorder:
+        def __call__(self, value, desc=None, **kwargs):
+            seen.append(desc)
+
+    app.on_run(*controls(input_height=64, input_width=64), EXAMPLE, "random", 0, None, *DISPLAY, "fp32",
+               progress=Recorder())
+    assert seen == list(heatmaps.PHASES)

@@ -175,9 +175,11 @@ def test_plot_json_carries_the_download_config_and_the_name(fmt, scale):
     options = out["config"]["toImageButtonOptions"]
     assert options["format"] == fmt and options["filename"] == name and options.get("scale") == scale
     assert out["config"]["displaylogo"] is False
-    assert out["layout"]["meta"]["filename"] == name
+    assert out["config"]["displayModeBar"] is False  # the page's own SVG/PNG buttons sit above the figure
+    assert out["layout"]["meta"] == spec(fig)["layout"]["meta"] | {"filename": name}  # min_width kept
     assert out["data"] == spec(fig)["data"]
-    assert {k: v for k, v in out["layout"].items() if k != "meta"} == spec(fig)["layout"]
+    assert {k: v for k, v in out["layout"].items() if k != "meta"} == {
+        k: v for k, v in spec(fig)["layout"].items() if k != "meta"}
 
 
 def test_plot_json_refuses_unknown_formats_and_unsafe_names():

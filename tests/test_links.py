@@ -111,3 +111,10 @@ def test_reading_never_raises_for_any_parameters(pairs):
     config, notes = config_from_query(pairs)
     assert isinstance(config, Config)
     assert config_from_query(design_query(config)) == (config, [])
+
+
+@pytest.mark.parametrize("query", ["__theme=dark", "__theme=light&skip=A", "skip=A&__dark_mode=1"])
+def test_gradio_own_parameters_are_not_the_designs_and_get_no_note(query):
+    config, notes = config_from_query(query)
+    assert notes == []
+    assert config.skip == ("A" if "skip" in query else "B")

@@ -10,10 +10,14 @@ import gradio as gr
 from resfpn import Config
 
 from .controls import CONTROLS, controls_from_config, design_dict
+from .errors import in_place, remember
 from .library import LIMITS, checked_config, decode, engine, plot, refuse, themed, weights_for
 
 NOT_PINNED = ("**Pin the current design as A**, then change the controls (or choose a preset): the current "
               "design is B and appears beside A, with the levels, additions and blocks that differ marked (≠).")
+
+
+COLUMN_PX = 760  # about an architecture map's measured width
 
 
 def _comparison(pinned: dict, values: list[Any], image=None, weights=None):
@@ -110,12 +114,14 @@ def compare_tab() -> dict[str, Any]:
             c["run"] = gr.Button("Run both on the heatmaps tab's image", elem_id="run-both")
         c["pinned_note"] = gr.Markdown("No design pinned.", elem_id="pinned-note")
         c["summary"] = gr.Markdown(NOT_PINNED, elem_id="compare-summary")
-        with gr.Row():
-            c["arch_a"] = plot("compare-arch-a")
-            c["arch_b"] = plot("compare-arch-b")
+        with gr.Row():  # side by side where both fit at their measured width, else one above the other
+            with gr.Column(min_width=COLUMN_PX):
+                c["arch_a"] = plot("compare-arch-a")
+            with gr.Column(min_width=COLUMN_PX):
+                c["arch_b"] = plot("compare-arch-b")
         c["table"] = gr.Dataframe(interactive=False, label="Per-level and per-part differences", elem_id="compare-table")
         c["heat"] = plot("compare-heat")
-    c["pinned"] = gr.State(None)
+        c["pinned"] = gr.State(None)  # inside the Tab: see app.py on what gr.Tabs may hold
     return c
 
 
@@ -127,19 +133,25 @@ def _b_config(args: tuple, out: Any) -> Config | None:
         return None
 
 
-def wire(c: dict[str, Any], design: list, heat: dict[str, Any], theme) -> None:
+def wire(c: dict[str, Any], design: list, heat: dict[str, Any], theme, refresh) -> None:
+    """``refresh(event)`` chains the shape views' update after an event that set the controls."""
     compare_fn = themed(on_compare, {0: "compare-a", 1: "compare-b"}, _b_config)
     outputs = [c["arch_a"], c["arch_b"], c["table"], c["summary"]]
-    pin = c["pin"].click(on_pin, design, [c["pinned"], c["pinned_note"]], api_visibility="private",
+    pin = c["pin"].click(remember("pin", on_pin), design, [c["pinned"], c["pinned_note"]], api_visibility="private",
                          concurrency_id="trace")
+    in_place(pin, "pin", c["pinned_note"])
     pin.then(compare_fn, [c["pinned"], *design, theme], outputs, api_visibility="private", concurrency_id="trace")
-    c["swap"].click(on_swap, [c["pinned"], *design], [c["pinned"], c["pinned_note"], *design],
-                    api_visibility="private", concurrency_id="trace")
+    swap = c["swap"].click(remember("swap", on_swap), [c["pinned"], *design], [c["pinned"], c["pinned_note"], *design],
+                           api_visibility="private", concurrency_id="trace")
+    in_place(swap, "swap", c["pinned_note"])
+    refresh(swap)
     c["clear"].click(on_clear, None, [c["pinned"], c["pinned_note"]], api_visibility="private").then(
         compare_fn, [c["pinned"], *design, theme], outputs, api_visibility="private", concurrency_id="trace")
     gr.on([x.change for x in design], compare_fn, [c["pinned"], *design, theme], outputs, api_visibility="private",
           trigger_mode="always_last", concurrency_id="trace")
-    c["run"].click(themed(on_run_both, {0: "compare-heatmaps"}, _b_config),
-                   [c["pinned"], heat["image"], heat["weights"], heat["seed"], heat["checkpoint"], *design, theme],
-                   [c["heat"], c["table"], c["summary"]], api_visibility="private", concurrency_id="model",
-                   concurrency_limit=1)
+    run = c["run"].click(remember("run-both", themed(on_run_both, {0: "compare-heatmaps"}, _b_config)),
+                         [c["pinned"], heat["image"], heat["weights"], heat["seed"], heat["checkpoint"], *design,
+                          theme],
+                         [c["heat"], c["table"], c["summary"]], api_visibility="private", concurrency_id="model",
+                         concurrency_limit=1)
+    in_place(run, "run-both", c["summary"], [c["heat"]], theme=theme)

@@ -37,14 +37,8 @@ def choices(field: str) -> list[tuple[str, str]]:
 class Control:
     name: str  # a Config field, or "widths.0" .. "blocks.3"
     group: str  # the accordion it sits in
-    make: Callable[[Any], gr.components.Component]  # from the reference value
-
-    @property
-    def label(self) -> str:
-        if "." in self.name:
-            field, i = self.name.split(".")
-            return f"layer{int(i) + 1} {'width' if field == 'widths' else 'blocks'}"
-        return self.name.replace("_", " ")
+    label: str  # the words on screen, also in messages about this control
+    make: Callable[[Any, str], gr.components.Component]  # from the reference value and the label
 
     def value(self, config: Config) -> Any:
         field, _, i = self.name.partition(".")
@@ -54,32 +48,33 @@ class Control:
 
 def _stage(field: str, i: int) -> Control:
     label = f"layer{i + 1} → C{i + 2} width" if field == "widths" else f"layer{i + 1} blocks"
-    return Control(f"{field}.{i}", "stages", lambda v: gr.Number(
+    return Control(f"{field}.{i}", "stages", label, lambda v, label: gr.Number(
         v, precision=0, minimum=1, min_width=90, label=label, elem_id=f"{'width' if field == 'widths' else 'blocks'}-{i}"))
 
 
+def _radio(name: str, group: str, label: str, elem_id: str) -> Control:
+    return Control(name, group, label, lambda v, label: gr.Radio(choices(name), value=v, label=label, elem_id=elem_id))
+
+
 TABLE: tuple[Control, ...] = (
-    Control("input_height", "Input", lambda v: Slider(1, 2048, value=v, step=1, label="Input height H",
-                                                      elem_id="input-height")),
-    Control("input_width", "Input", lambda v: Slider(1, 2048, value=v, step=1, label="Input width W",
-                                                     elem_id="input-width")),
+    Control("input_height", "Input", "Input height H",
+            lambda v, label: Slider(1, 2048, value=v, step=1, label=label, elem_id="input-height")),
+    Control("input_width", "Input", "Input width W",
+            lambda v, label: Slider(1, 2048, value=v, step=1, label=label, elem_id="input-width")),
     *(_stage("widths", i) for i in range(4)),
     *(_stage("blocks", i) for i in range(4)),
-    Control("block", "Backbone", lambda v: gr.Radio(choices("block"), value=v, label="Block type", elem_id="block")),
-    Control("stride_in", "Backbone", lambda v: gr.Radio(choices("stride_in"), value=v,
-                                                        label="Bottleneck: stride sits in", elem_id="stride-in")),
-    Control("skip", "Backbone", lambda v: gr.Radio(choices("skip"), value=v,
-                                                   label="Skip connection S(x) (ResNet paper options)", elem_id="skip")),
-    Control("stem_width", "Backbone", lambda v: gr.Number(v, precision=0, minimum=1, label="Stem width",
-                                                          elem_id="stem-width")),
-    Control("fpn_from", "FPN", lambda v: gr.Radio(choices("fpn_from"), value=v, label="FPN input levels",
-                                                  elem_id="fpn-from")),
-    Control("fpn_width", "FPN", lambda v: gr.Number(v, precision=0, minimum=1, label="FPN width d", elem_id="fpn-width")),
-    Control("upsample", "FPN", lambda v: gr.Radio(choices("upsample"), value=v, label="Upsampling", elem_id="upsample")),
-    Control("policy", "FPN", lambda v: gr.Radio(choices("policy"), value=v, label="Top-down size policy",
-                                                elem_id="policy")),
-    Control("p6", "FPN", lambda v: gr.Dropdown(choices("p6"), value=v, label="P6", elem_id="p6")),
-    Control("p7", "FPN", lambda v: gr.Checkbox(v, label="P7 (3×3 s2 conv on ReLU(P6))", elem_id="p7")),
+    _radio("block", "Backbone", "Block type", "block"),
+    _radio("stride_in", "Backbone", "Bottleneck: stride sits in", "stride-in"),
+    _radio("skip", "Backbone", "Skip connection S(x) (ResNet paper options)", "skip"),
+    Control("stem_width", "Backbone", "Stem width",
+            lambda v, label: gr.Number(v, precision=0, minimum=1, label=label, elem_id="stem-width")),
+    _radio("fpn_from", "FPN", "FPN input levels", "fpn-from"),
+    Control("fpn_width", "FPN", "FPN width d",
+            lambda v, label: gr.Number(v, precision=0, minimum=1, label=label, elem_id="fpn-width")),
+    _radio("upsample", "FPN", "Upsampling", "upsample"),
+    _radio("policy", "FPN", "Top-down size policy", "policy"),
+    Control("p6", "FPN", "P6", lambda v, label: gr.Dropdown(choices("p6"), value=v, label=label, elem_id="p6")),
+    Control("p7", "FPN", "P7 (3×3 s2 conv on ReLU(P6))", lambda v, label: gr.Checkbox(v, label=label, elem_id="p7")),
 )
 CONTROLS: list[str] = [c.name for c in TABLE]
 
@@ -90,7 +85,7 @@ _BY_NAME = {c.name: c for c in TABLE}
 def component(name: str) -> gr.components.Component:
     """The component of one control, at the reference design's value (call inside the layout)."""
     c = _BY_NAME[name]
-    return c.make(c.value(_REF))
+    return c.make(c.value(_REF), c.label)
 
 
 def group(name: str) -> list[str]:
@@ -105,7 +100,7 @@ def design_dict(values: list[Any]) -> dict[str, Any]:
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if value is None:
-            raise refuse(f"{control.label} is empty: enter a value", "Configuration refused")
+            raise refuse(f"{control.label} is empty: enter a value", "Configuration refused", toast=False)
         field, _, i = control.name.partition(".")
         if i:
             d[field][int(i)] = value

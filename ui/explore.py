@@ -77,6 +77,38 @@ def on_architecture(*values: Any) -> tuple:
     return architecture_outputs(config_from_controls(list(values)))
 
 
+def design_check(noted: str | None, *values: Any) -> list:
+    """After any change of design: a design that cannot be built says why under the control at
+    fault (in the labels on screen) and in the summary and figures, in place of the views it
+    replaced; ``noted`` is the control that carries such a note now (cleared once the design holds).
+
+    Returns ``[noted, *controls, *architecture outputs]`` (updates only where something changes).
+    """
+    from .controls import CONTROLS
+    from .errors import explain, note
+
+    keep = [gr.update()] * (len(CONTROLS) + 8 + MAX_FIXES)
+    try:
+        config_from_controls(list(values))
+    except gr.Error as err:
+        control, text = explain(str(err.message))
+        out = [control, *keep]
+        if noted and noted != control:
+            out[1 + CONTROLS.index(noted)] = gr.update(info="")
+        if control:
+            out[1 + CONTROLS.index(control)] = gr.update(info=f"⚠ {text}")
+        from resfpn.figures import message_figure
+
+        card = message_figure("This design cannot be built", text)
+        arch = [card, card, card, note("This design cannot be built", text + ". Change the control marked ⚠."),
+                "", gr.update(), [], {"refused": text}, *[gr.update(visible=False)] * MAX_FIXES]
+        return out[:1 + len(CONTROLS)] + arch
+    out = [None, *keep]
+    if noted:
+        out[1 + CONTROLS.index(noted)] = gr.update(info="")
+    return out
+
+
 def on_preset(name: str) -> list:
     try:
         config = Config.preset(name)
@@ -103,7 +135,10 @@ def shape_tabs() -> dict[str, gr.components.Component]:
     return {"arch": arch, "blocks": blocks, "bars": bars}
 
 
-def themed_outputs(fn, offset: int = 0):
-    """``fn`` returning ``architecture_outputs`` from index ``offset``, drawn in the page's theme."""
+def themed_outputs(fn, offset: int = 0, named: bool = True):
+    """``fn`` returning ``architecture_outputs`` from index ``offset``, drawn in the page's theme
+    (``named``: the figures' download names come from the report's design)."""
     names = {offset: "architecture", offset + 1: "blocks", offset + 2: "levels"}
+    if not named:
+        return themed(fn, names, lambda args, out: None)
     return themed(fn, names, lambda args, out: Config.from_dict(out[offset + 7]["config"]))

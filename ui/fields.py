@@ -8,6 +8,7 @@ from typing import Any
 
 import gradio as gr
 
+from .errors import in_place, remember
 from .library import check_run, engine, plot, refuse, themed, trace
 
 NOTE = ("Click a point of the image (after a run). Dashed: the cell's theoretical receptive field, exact "
@@ -83,7 +84,11 @@ def wire(c: dict[str, gr.components.Component], run_event, run_state: gr.State, 
 
     run_event.then(on_new_run, run_state, [c["image"], c["level"]], api_visibility="private",
                    concurrency_id="display")
-    c["image"].select(select, [run_state, c["level"], theme], [c["plot"], c["point"], c["status"]],
-                      api_visibility="private", concurrency_id="model", concurrency_limit=1)
-    c["level"].input(themed(on_level, {0: "receptive-fields"}, config_of), [run_state, c["point"], c["level"], theme], [c["plot"], c["status"]],
-                     api_visibility="private", concurrency_id="model", concurrency_limit=1)
+    picked = c["image"].select(remember("fields", select), [run_state, c["level"], theme],
+                               [c["plot"], c["point"], c["status"]], api_visibility="private",
+                               concurrency_id="model", concurrency_limit=1)
+    level = c["level"].input(remember("fields", themed(on_level, {0: "receptive-fields"}, config_of)),
+                             [run_state, c["point"], c["level"], theme], [c["plot"], c["status"]],
+                             api_visibility="private", concurrency_id="model", concurrency_limit=1)
+    for event in (picked, level):
+        in_place(event, "fields", c["status"], [c["plot"]], theme=theme)

@@ -13,8 +13,9 @@ from resfpn.formatting import format_count, format_shape
 from resfpn.serving.precision import PRECISIONS, bf16_slow_reason
 
 from .controls import CONTROLS, Slider, choices, config_from_controls
+from .errors import in_place, remember
 from .library import (
-    EXAMPLES, check_precision, check_run, engine, plot, refuse, run_admitted, themed, trace, weights_for,
+    EXAMPLES, check_precision, check_run, engine, narrow, plot, refuse, run_admitted, themed, trace, weights_for,
 )
 
 if TYPE_CHECKING:
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
     from resfpn.serving.images import Decoded
     from resfpn.shapes.records import Trace
 
+# The phases of a run after the weights are ready (a download reports its own bytes); the page names
+# the one it is in, with no time estimate.
+PHASES = ("build the model and run the forward", "draw the heatmaps and statistics")
 COLORSCALES = ["Viridis", "Inferno", "Cividis", "RdBu", "Greys"]
 DISPLAY = ("reduction", "channel", "overlay", "opacity", "colorscale", "shared")
 
@@ -72,7 +76,7 @@ def heatmaps(run: Run, t: Trace, reduction: str, channel: float | None, overlay:
     fig = figures.heatmap_grid_figure(maps, t, colorscale=colorscale, shared_scale=bool(shared),
                                       image=run.image if overlay else None,
                                       opacity=0.6 if opacity is None else opacity,
-                                      reduction_label=REDUCTIONS[reduction])
+                                      reduction_label=REDUCTIONS[reduction], columns=2 if narrow() else None)
     note = f" Channel {channel} is not shown where it does not exist ({'; '.join(skipped)})." if skipped else ""
     return fig, note
 
@@ -116,8 +120,10 @@ def on_run(*args: Any, progress: gr.Progress = gr.Progress()) -> tuple:
     estimate = check_run(t)
     precision = check_precision(rest[0] if rest else "fp32")
     weights = weights_for(config, mode, seed, checkpoint, progress)  # a download happens outside the slot
+    progress((0, len(PHASES)), desc=PHASES[0], unit="steps")  # while waiting for the run slot too
     with engine().slot():  # held from decoding to the statistics: the memory admitted covers all of it
         run, decoded = run_admitted(config, t, estimate, image_path, weights, precision)
+        progress((1, len(PHASES)), desc=PHASES[1], unit="steps")
         fig, note = heatmaps(run, t, reduction, channel, overlay, opacity, colorscale, shared)
         rows = stats_rows(run)
     status = run_status(run, decoded, t) + difference_text(run) + note
@@ -187,7 +193,7 @@ def heatmaps_tab(below=None) -> dict[str, Any]:
                                   interactive=False, label="Per-level activation statistics")
         if below is not None:
             c["below"] = below()
-    c["state"] = gr.State(None)
+        c["state"] = gr.State(None)  # inside the Tab: see app.py on what gr.Tabs may hold
     return c
 
 
@@ -196,12 +202,15 @@ def wire(c: dict[str, Any], controls: list[gr.components.Component], theme: gr.c
     display = [c[k] for k in DISPLAY]
     run_fn = themed(on_run, {0: "heatmaps"}, lambda args, out: out[3]["config"])
     display_fn = themed(on_display, {0: "heatmaps"}, lambda args, out: args[0]["config"] if args[0] else None)
-    run = c["run"].click(run_fn, [*controls, c["image"], c["weights"], c["seed"], c["checkpoint"], *display,
+    run = c["run"].click(remember("run", run_fn), [*controls, c["image"], c["weights"], c["seed"], c["checkpoint"], *display,
                                   c["precision"], theme],
                    [c["plot"], c["stats"], c["status"], c["state"]], api_name="run", concurrency_id="model",
                    concurrency_limit=1)
-    gr.on([d.input for d in display], display_fn, [c["state"], *display, theme], [c["plot"], c["status"]],
-          api_visibility="private", trigger_mode="always_last", concurrency_id="display", concurrency_limit=2)
+    in_place(run, "run", c["status"], [c["plot"]], clear=[c["stats"]], theme=theme)
+    in_place(gr.on([d.input for d in display], remember("display", display_fn), [c["state"], *display, theme],
+                   [c["plot"], c["status"]], api_visibility="private", trigger_mode="always_last",
+                   concurrency_id="display", concurrency_limit=2),
+             "display", c["status"], [c["plot"]], theme=theme)
     c["precision"].input(precision_note, c["precision"], c["precision_note"], api_visibility="private",
                          concurrency_id="display")
     gr.on([x.change for x in controls], on_design, [*controls, c["weights"]], [c["weights"], c["weights_note"]],

@@ -7,8 +7,10 @@ run, and ``warm_up`` (started by app.py) imports them first, so the page serves 
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +31,7 @@ EXAMPLES = sorted((ASSETS / "examples").glob("*.jpg"))
 LIMITS = Limits.from_env()
 QUEUE_SIZE = int(os.environ.get("RESFPN_QUEUE_SIZE", "16"))
 
+log = logging.getLogger("resfpn.app")
 _engine: Engine | None = None
 _engine_lock = threading.Lock()
 
@@ -58,8 +61,12 @@ def warm_up() -> None:
     trace(Config())
 
 
-def refuse(message: str, title: str) -> gr.Error:
-    return gr.Error(message, title=title)
+def refuse(message: str, title: str, toast: bool = True) -> gr.Error:
+    """A refusal the user can act on: one line in the server's log, no traceback (an unexpected
+    exception, anything but this, keeps its traceback). ``toast=False``: the page shows no pop-up,
+    as it explains the refusal in place (ui.errors); API callers get the message either way."""
+    log.info("refused: %s: %s", title, " ".join(message.split()))
+    return gr.Error(message, title=title, print_exception=False, visible=toast)
 
 
 def checked_config(d: Any, side: str = "") -> Config:
@@ -74,7 +81,7 @@ def checked_config(d: Any, side: str = "") -> Config:
         config = Config.from_dict(dict(d))
         LIMITS.check_architecture(config)
     except (ConfigError, LimitError) as err:
-        raise refuse(f"{prefix}{err}", "Configuration refused") from None
+        raise refuse(f"{prefix}{err}", "Configuration refused", toast=False) from None
     except TypeError as err:
         raise refuse(f"{prefix}configuration not understood: {err}", "Configuration refused") from None
     return config
@@ -193,21 +200,33 @@ def weights_errors() -> tuple[type[Exception], ...]:
 
 # -- figures follow the page's theme and download under the design's name --------------------------
 
-# Gradio marks dark mode with the "dark" class (on <body>, or on <gradio-app> when embedded).
-THEME_JS = "() => document.body.classList.contains('dark') || !!document.querySelector('gradio-app.dark') ? 'dark' : 'light'"
+# Gradio marks dark mode with the "dark" class (on <body>, or on <gradio-app> when embedded). A phone
+# adds " narrow": its figures are laid out for a narrow screen (two heatmaps per row).
+THEME_JS = ("() => (document.body.classList.contains('dark') || !!document.querySelector('gradio-app.dark') "
+            "? 'dark' : 'light') + (window.innerWidth < NARROW_PX ? ' narrow' : '')").replace("NARROW_PX", "700")
+_narrow: ContextVar[bool] = ContextVar("narrow", default=False)
 
 
-def png_js(elem_id: str) -> str:
-    """A plot toolbar button's browser code: download the plot as PNG under its design's name."""
+def narrow() -> bool:
+    """Whether the page that sent this event is a narrow screen (a phone), from its theme value."""
+    return _narrow.get()
+
+
+def png_js(elem_id: str, fmt: str = "png") -> str:
+    """A plot toolbar button's browser code: download the plot as ``fmt`` under its design's name."""
+    scale = ", scale: 2" if fmt == "png" else ""
     return (f"() => {{ const gd = document.querySelector('#{elem_id} .js-plotly-plot'); "
-            "if (gd && window.Plotly) window.Plotly.downloadImage(gd, {format: 'png', scale: 2, "
+            f"if (gd && window.Plotly) window.Plotly.downloadImage(gd, {{format: '{fmt}'{scale}, "
             "filename: (gd.layout.meta || {}).filename || 'resfpn-figure'}); }")
 
 
 def plot(elem_id: str, **kwargs: Any) -> gr.Plot:
-    """A gr.Plot whose toolbar downloads SVG (Plotly's camera) and PNG (the extra button)."""
+    """A gr.Plot whose toolbar (above the figure, not over it) downloads SVG and PNG; Plotly's own
+    toolbar is hidden, so nothing covers the figure's title."""
+    svg = gr.Button("SVG", size="sm", elem_id=f"{elem_id}-svg")
     png = gr.Button("PNG", size="sm", elem_id=f"{elem_id}-png")
-    component = gr.Plot(show_label=False, elem_id=elem_id, buttons=[png], **kwargs)
+    component = gr.Plot(show_label=False, elem_id=elem_id, buttons=[svg, png], elem_classes=["resfpn-plot"], **kwargs)
+    svg.click(None, js=png_js(elem_id, "svg"))
     png.click(None, js=png_js(elem_id))
     return component
 
@@ -224,6 +243,9 @@ def themed(fn, figures: dict[int, str], config_of):
         from resfpn.figures import apply_theme, design_filename, plot_json
 
         *args, theme = args
+        theme = str(theme or "light")
+        _narrow.set("narrow" in theme.split())
+        theme = "dark" if theme.split()[:1] == ["dark"] else "light"
         out = fn(*args)
         single = not isinstance(out, (tuple, list))
         out = [out] if single else list(out)
@@ -231,7 +253,8 @@ def themed(fn, figures: dict[int, str], config_of):
         for i, name in figures.items():
             if isinstance(out[i], go.Figure):
                 fig = apply_theme(out[i], "dark" if theme == "dark" else "light")
-                out[i] = PlotData(type="plotly", plot=plot_json(fig, design_filename(config, name)))
+                filename = design_filename(config, name) if config is not None else f"resfpn-{name}"
+                out[i] = PlotData(type="plotly", plot=plot_json(fig, filename))
         return out[0] if single else out
 
     handler.__name__, handler.__doc__ = fn.__name__, fn.__doc__

@@ -17,6 +17,7 @@ from resfpn.share.design_file import DesignFileError, config_from_json, design_j
 from resfpn.share.links import config_from_query, design_query
 
 from .controls import config_from_controls, controls_from_config
+from .errors import in_place, remember
 from .library import LIMITS, refuse
 
 # Builds the full link in the browser, where the page's real address is known (Spaces embed it).
@@ -36,6 +37,7 @@ def on_link(request: gr.Request) -> list:
     """The page opened: read the design from the link's query parameters (named after the config
     fields); what cannot be used is named in a note and keeps the reference value."""
     params = dict(request.query_params) if request is not None else {}
+    params = {k: v for k, v in params.items() if not k.startswith("__")}  # Gradio's own, e.g. __theme
     if not params:
         return [*controls_from_config(PRESETS["reference"]), "reference", gr.update(), ""]
     config, notes = config_from_query(params)
@@ -106,11 +108,15 @@ def share_tab() -> dict[str, gr.components.Component]:
 
 def wire(c: dict[str, gr.components.Component], preset: gr.Dropdown, design: list, refresh) -> None:
     """``refresh(event)`` chains the shape views' update after an event that set the controls."""
-    c["copy"].click(on_copy_link, [preset, *design], c["link"], api_visibility="private",
-                    concurrency_id="trace").then(None, c["link"], c["link"], js=COPY_LINK_JS)
-    c["download_design"].click(on_download_design, [preset, *design], c["file"], api_visibility="private",
-                               concurrency_id="trace")
-    c["download_code"].click(on_download_code, [preset, *design], c["file"], api_visibility="private",
+    copy = c["copy"].click(remember("copy", on_copy_link), [preset, *design], c["link"], api_visibility="private",
+                           concurrency_id="trace")
+    copy.success(None, c["link"], c["link"], js=COPY_LINK_JS)
+    in_place(copy, "copy", c["note"], clear=[c["link"]])
+    for key, fn in (("download_design", on_download_design), ("download_code", on_download_code)):
+        event = c[key].click(remember(key, fn), [preset, *design], c["file"], api_visibility="private",
                              concurrency_id="trace")
-    refresh(c["open"].upload(on_open_design, c["open"], [*design, c["note"]], api_visibility="private",
-                             concurrency_id="trace"))
+        in_place(event, key, c["note"], clear=[c["file"]])
+    opened = c["open"].upload(remember("open", on_open_design), c["open"], [*design, c["note"]],
+                              api_visibility="private", concurrency_id="trace")
+    in_place(opened, "open", c["note"])
+    refresh(opened)

@@ -169,10 +169,11 @@ def space_tab() -> dict[str, Any]:
         c["costs"] = plot("space-costs", label="Cost against input size")
         c["sweep"] = plot("space-sweep", label="Width × depth sweep")
         c["pick"] = gr.Textbox(visible="hidden", elem_id="space-pick", show_label=False)
+        # Inside the tab: Gradio numbers tabs by their place among gr.Tabs' children (see app.py).
+        c["seen"] = gr.State(False)
+        c["designs"] = gr.State([])
+        c["aspect"] = gr.State([])
     c["tab"] = tab
-    c["seen"] = gr.State(False)
-    c["designs"] = gr.State([])
-    c["aspect"] = gr.State([])
     return c
 
 

@@ -61,10 +61,21 @@ DARK_DEFAULTS = dict(paper=DARK[PAPER], ink=DARK[INK], grid=DARK[GRID], line=DAR
 PART_LABEL = {"fpn.lateral": "FPN<br>lateral", "fpn.output": "FPN<br>output", "fpn.extra": "FPN<br>P6/P7"}
 
 
+SUBTITLE_CHARS = 96
+
+
 def card_layout(title: str, height: int, subtitle: str = "", **extra: Any) -> dict[str, Any]:
     """Layout shared by every figure: explicit height, white card, minimal template."""
-    if subtitle:
-        title += f"<br><span style='font-size:13px;color:{MUTED}'>{subtitle}</span>"
+    if subtitle:  # wrapped, so the figure's measured width does not follow one long line
+        lines = [subtitle] if "<" in subtitle else wrap(subtitle, SUBTITLE_CHARS).split("<br>")
+        title += "".join(f"<br><span style='font-size:13px;color:{MUTED}'>{line}</span>" for line in lines)
+    meta = extra.get("meta")
+    if isinstance(meta, dict) and "min_width" in meta:  # a figure's measured width holds its title too
+        from ._measure import text_size
+
+        margin = extra.get("margin", {})
+        sides = margin.get("l", 80) + margin.get("r", 80) + 16
+        extra["meta"] = meta | {"min_width": round(max(meta["min_width"], text_size(title, 17)[0] + sides))}
     return dict(
         title=dict(text=title, x=0.01, xanchor="left", y=1, yanchor="top", pad=dict(t=14),
                    font=dict(size=17, color=INK)),

@@ -9,7 +9,11 @@ from plotly.subplots import make_subplots
 
 from ..formatting import format_count, format_range, format_shape
 from ..shapes.records import Trace
+from ._measure import text_size
 from ._style import GRID, INK, LEVEL_COLOR, MUTED, OFF, PART_LABEL, card_layout, short_number
+
+PANEL_PX = 190  # height of one panel and its title
+
 
 def _bar(fig: go.Figure, row: int, col: int, x: list[str], y: list, text: list[str], colors: list[str],
          hover: list[str]) -> None:
@@ -60,40 +64,47 @@ def level_bars_figure(t: Trace) -> go.Figure:
     s = _level_series(t)
     names, colors = s["names"], s["colors"]
     partial = " (up to the mismatch)" if t.mismatch else ""
-    fig = make_subplots(rows=3, cols=2, horizontal_spacing=0.08, vertical_spacing=0.13, subplot_titles=(
-        "Channels per level", "Spatial size H×W per level (log)", "Activation memory per level, MiB (log)",
-        "Receptive field per level, px", "Parameters per part (log)", f"MACs per part{partial} (log)"))
+    c = t.config
+    side = max(c.input_height, c.input_width)
+    titles = ("Channels per level", "Spatial size H×W per level (log)", "Activation memory per level, MiB (log)",
+              f"Receptive field per level, px (dashed: input, {side} px)", "Parameters per part (log)",
+              f"MACs per part{partial} (log)")
+    # One column: every panel as wide as the page allows, six bars' labels side by side in each.
+    fig = make_subplots(rows=6, cols=1, vertical_spacing=0.055, subplot_titles=titles)
     fig.update_annotations(font=dict(size=13, color=INK))
     hover = [f"<b>{n}</b> · " + (format_shape(t.levels[n].shape) if n in t.levels else "not reached") for n in names]
     _bar(fig, 1, 1, names, s["channels"], [str(c) for c in s["channels"]], colors, hover)
-    _bar(fig, 1, 2, names, s["positions"], s["hw"], colors, hover)
-    _bar(fig, 2, 1, names, s["mib"], [short_number(m) for m in s["mib"]], colors, hover)
+    _bar(fig, 2, 1, names, s["positions"], s["hw"], colors, hover)
+    _bar(fig, 3, 1, names, s["mib"], [short_number(m) for m in s["mib"]], colors, hover)
     # Where the field depends on the cell's position, the label shows the range ("435–467").
     rf_text = [format_range(*t.levels[n].receptive_field_range) if n in t.levels else "" for n in names]
-    _bar(fig, 2, 2, names, s["rf"], rf_text, colors, hover)
+    _bar(fig, 4, 1, names, s["rf"], rf_text, colors, hover)
     parts = [p for p in t.params.parts if t.params.parts[p] or t.macs.parts[p]]
     labels = [PART_LABEL.get(p, p) for p in parts]
     part_colors = [LEVEL_COLOR["P" if p.startswith("fpn") else "C"] for p in parts]
     params = [t.params.parts[p] for p in parts]
     macs = [t.macs.parts[p] for p in parts]
-    _bar(fig, 3, 1, labels, params, [format_count(v) for v in params], part_colors,
+    _bar(fig, 5, 1, labels, params, [format_count(v) for v in params], part_colors,
          [f"<b>{p}</b>: {v:,} parameters" for p, v in zip(parts, params)])
-    _bar(fig, 3, 2, labels, [m or None for m in macs], [format_count(v) for v in macs], part_colors,
+    _bar(fig, 6, 1, labels, [m or None for m in macs], [format_count(v) for v in macs], part_colors,
          [f"<b>{p}</b>: {v:,} MACs (FLOPs = 2 × MACs)" for p, v in zip(parts, macs)])
-    c = t.config
-    side = max(c.input_height, c.input_width)
-    fig.add_hline(y=side, row=2, col=2, line=dict(color=MUTED, dash="dash", width=1), layer="below",
-                  annotation_text=f"input {side} px", annotation_position="bottom left",
-                  annotation_font=dict(size=11, color=MUTED))
-    _level_ticks(fig, t, [(1, 1), (1, 2), (2, 1), (2, 2)])
-    for (r, col), values, log in [((1, 1), s["channels"], False), ((1, 2), s["positions"], True),
-                                  ((2, 2), s["rf"] + [side], False), ((3, 1), params, True), ((3, 2), macs, True)]:
+    fig.add_hline(y=side, row=4, col=1, line=dict(color=MUTED, dash="dash", width=1), layer="below")
+    _level_ticks(fig, t, [(1, 1), (2, 1), (3, 1), (4, 1)])
+    for (r, col), values, log in [((1, 1), s["channels"], False), ((2, 1), s["positions"], True),
+                                  ((4, 1), s["rf"] + [side], False), ((5, 1), params, True), ((6, 1), macs, True)]:
         _headroom(fig, r, col, values, log)
-    _headroom(fig, 2, 1, s["mib"], True, tickformat="~g")
+    _headroom(fig, 3, 1, s["mib"], True, tickformat="~g")
     fig.update_xaxes(showgrid=False, linecolor=GRID, tickfont=dict(size=12))
     fig.update_yaxes(gridcolor=GRID, zeroline=False, tickfont=dict(size=11))
     subtitle = (f"input {c.input_height}×{c.input_width}: {t.params.total:,} parameters, {format_count(t.macs.total)} MACs; "
                 "blue: backbone, orange: FPN"
                 + ("" if t.ok else "; grey levels were not reached (the trace stopped at a mismatch)"))
-    fig.update_layout(card_layout("Levels and parts", 920, subtitle, margin=dict(l=50, r=20, t=90, b=50), bargap=0.15))
+    margin = dict(l=50, r=20, t=90, b=50)
+    # Each panel holds its title, and each bar its label (all bars of a panel side by side).
+    labels = [str(x) for x in (s["channels"] + s["hw"] + rf_text)] + [format_count(v) for v in params + macs]
+    bar_px = max(text_size(x, 11)[0] for x in labels) + 8
+    panel_px = max([text_size(x, 13)[0] + 12 for x in titles] + [len(names) * bar_px, len(parts) * 64])
+    width = margin["l"] + margin["r"] + panel_px
+    fig.update_layout(card_layout("Levels and parts", PANEL_PX * 6 + 160, subtitle, margin=margin, bargap=0.15,
+                                  meta=dict(min_width=round(width))))
     return fig

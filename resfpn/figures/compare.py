@@ -15,6 +15,7 @@ from plotly.subplots import make_subplots
 from ..analysis.compare import SIDES, Comparison, Side, difference_maps, paired_maps, relative_difference
 from ..model.config import REDUCTIONS, Reduction
 from ..formatting import format_count, format_mib, format_shape
+from ._measure import text_size
 from ._style import BAD, INK, MUTED, PILL_EDGE, PILL_FILL, card_layout, hidden_axes, wrap
 from .architecture import architecture_figure
 from .heatmaps import MAX_CELLS, _as_2d, _fmt, _heatmap_template, _pool, add_map
@@ -139,7 +140,10 @@ def compare_heatmaps_figure(
     subtitle += "".join(f"<br><span style='color:{BAD}'>{wrap(_not_run(s), 110)}</span>"
                         for s in (a, b) if s.run is None)
     height = TOP_PX + plot_px + 12
-    fig.update_layout(card_layout(title, height, subtitle, margin=dict(l=10, r=10, t=TOP_PX, b=12)))
+    titles = [x.text for x in fig.layout.annotations]
+    col_px = max([ROW_PX] + [text_size(x, 12)[0] + 8 for x in titles])
+    fig.update_layout(card_layout(title, height, subtitle, margin=dict(l=10, r=10, t=TOP_PX, b=12),
+                                  meta=dict(min_width=round(20 + 3 * col_px / (1 - 2 * 0.04)))))
     fig.update_layout(template=_heatmap_template(image), coloraxis=dict(
         colorscale=colorscale, cmin=0, cmax=100, colorbar=_bar(0.02, 0.6, ["row min", "row max"], [0, 100],
                                                                  "A, B (each row its own range)", height)),

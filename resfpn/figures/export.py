@@ -82,5 +82,5 @@ def plot_json(fig: go.Figure, filename: str, fmt: ImageFormat = "svg") -> str:
     meta = layout.get("meta")
     layout["meta"] = (meta if isinstance(meta, dict) else {} if meta is None else {"meta": meta}) | {"filename": filename}
     options = {"format": fmt, "filename": filename} | ({"scale": PNG_SCALE} if fmt == "png" else {})
-    spec["config"] = {"toImageButtonOptions": options, "displaylogo": False}
+    spec["config"] = {"toImageButtonOptions": options, "displaylogo": False, "displayModeBar": False}
     return json.dumps(spec, separators=(",", ":"))

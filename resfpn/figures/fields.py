@@ -19,6 +19,7 @@ from plotly.subplots import make_subplots
 from ..model.config import LEVEL_STRIDE
 from ..analysis.effective import MASS, cell_at, check_point
 from ..shapes.records import Trace
+from ._measure import text_size
 from ._style import FIELD_CELL as CELL
 from ._style import FIELD_ERF_BOX as ERF_BOX
 from ._style import FIELD_OUTSIDE as OUTSIDE
@@ -37,6 +38,8 @@ THUMB_COLUMNS = 4  # Ck above Pk for k = 2..5; P6 and P7 on a third row
 # smallest rectangle). Beyond 95 % it is transparent, so the image shows through.
 ERF_COLORSCALE = [[0.0, "rgba(128,0,38,0.9)"], [0.5, "rgba(227,26,28,0.75)"], [0.8, "rgba(253,141,60,0.55)"],
                   [0.95, "rgba(254,217,118,0.4)"], [0.955, "rgba(255,255,255,0)"], [1.0, "rgba(255,255,255,0)"]]
+
+MIN_WIDTH = 640  # px: the image, the level legend under it and the subtitle's lines side by side
 
 
 def receptive_field_figure(
@@ -131,11 +134,16 @@ def receptive_field_figure(
                     "field depends on the weights (seeded random weights and trained ones give different maps); "
                     "the theoretical box does not", 105)
     fig.update_annotations(font=dict(size=12, color=INK))
-    height, top_margin, bottom_margin = 200 + 150 * n_rows, 128, 112
+    # The top margin holds the title block and, under it, the main panel's title: both measured.
+    title = f"Receptive fields of the cells covering pixel ({x}, {y})"
+    block_px = 14 + text_size(card_layout(title, 1, subtitle)["title"]["text"], 17)[1]
+    main_px = text_size(fig.layout.annotations[0].text, 12)[1]
+    top_margin = round(max(128, block_px + main_px + 16))
+    height, bottom_margin = 200 + 150 * n_rows + (top_margin - 128), 112
     below = lambda px: -px / (height - top_margin - bottom_margin)  # noqa: E731  (pixels under the plot, in paper units)
     fig.update_layout(card_layout(
-        f"Receptive fields of the cells covering pixel ({x}, {y})", height, subtitle,
-        margin=dict(l=46, r=12, t=top_margin, b=bottom_margin),
+        title, height, subtitle,
+        margin=dict(l=46, r=12, t=top_margin, b=bottom_margin), meta=dict(min_width=MIN_WIDTH),
         legend=dict(orientation="h", x=0, xanchor="left", y=below(26), yanchor="top", font=dict(size=12),
                     bgcolor="rgba(255,255,255,0)")))
     fig.update_layout(shapes=shapes, images=images, template=_template(image), showlegend=True,

@@ -13,6 +13,7 @@ from plotly.subplots import make_subplots
 
 from ..model.config import LEVEL_STRIDE
 from ..shapes.records import Trace
+from ._measure import text_size
 from ._style import INK, MUTED, card_layout, hidden_axes, wrap
 
 MAX_CELLS = 128  # longest side of the finest map as sent; all maps are block-averaged alike beyond it
@@ -81,6 +82,11 @@ def _image_uri(image: Any, side: int = 192, max_bytes: int = IMAGE_BYTES, qualit
         side //= 2
 
 
+CELL_PX = 120  # narrowest map, px a side
+COLORBAR_PX = 110
+NARROW_CHARS = 40  # subtitle line on a narrow screen
+
+
 def _fmt(v: float) -> str:
     return f"{v:.3g}"
 
@@ -102,14 +108,26 @@ def _colorbar(shared_scale: bool, lo: float, hi: float, reduction_label: str) ->
         text, title = [_fmt(lo + (hi - lo) * q / 100) for q in ticks], wrap(reduction_label, 12)
     else:
         ticks, text, title = [0, 50, 100], ["min", "mid", "max"], "each map:<br>own range"
-    return dict(tickvals=ticks, ticktext=text, title=dict(text=title, font=dict(size=12)), thickness=14, len=0.8,
+    # The title runs beside the bar (side "right"), where no tick label can sit on it.
+    return dict(tickvals=ticks, ticktext=text, title=dict(text=title.replace("<br>", " "), font=dict(size=12), side="right"),
+                thickness=14, len=0.8,
                 outlinewidth=0, tickfont=dict(size=11))
 
 
-def _grid(names: list[str]) -> tuple[list[str], list[int]]:
-    """Rows (C above P) and columns (one per level number, so Ck sits above Pk)."""
-    rows = [r for r in "CP" if any(n[0] == r for n in names)]
-    return rows, sorted({int(n[1:]) for n in names})
+def _cells(names: list[str], columns: int | None = None) -> dict[str, tuple[int, int]]:
+    """(row, column) of each map, from 1. By default a C row above a P row, one column per level
+    number (Ck above Pk); with ``columns``, rows of that many maps, the P levels on a new row."""
+    if columns is None:
+        rows = [r for r in "CP" if any(n[0] == r for n in names)]
+        numbers = sorted({int(n[1:]) for n in names})
+        return {n: (rows.index(n[0]) + 1, numbers.index(int(n[1:])) + 1) for n in names}
+    cells, row = {}, 0
+    for kind in "CP":
+        group = [n for n in names if n[0] == kind]
+        for i, n in enumerate(group):
+            cells[n] = (row + i // columns + 1, i % columns + 1)
+        row += -(-len(group) // columns)
+    return cells
 
 
 def heatmap_grid_figure(
@@ -121,6 +139,7 @@ def heatmap_grid_figure(
     image: Any = None,
     opacity: float = 0.5,
     reduction_label: str = "mean",
+    columns: int | None = None,
 ) -> go.Figure:
     """Feature maps per level, C2–C5 above P2–P7, sent as compact uint8, optionally over the image.
 
@@ -134,6 +153,8 @@ def heatmap_grid_figure(
         opacity: heatmap opacity when an image is given.
         reduction_label: how channels were reduced, e.g. "mean", "max over channels" or "channel 7",
             for the titles ("over channels" is added unless the label mentions a channel).
+        columns: maps per row (a phone asks for 2); by default one column per level number, Ck
+            above Pk.
 
     Each map is sent as uint8 percent-of-range (0..100, Plotly's binary array encoding); subplot
     titles, colour bar and hover carry the real values. If the finest map is longer than
@@ -155,24 +176,42 @@ def heatmap_grid_figure(
                     font=dict(size=14, color=MUTED))
         return go.Figure(layout=card_layout(title, 300, subtitle, annotations=[note], xaxis=hidden_axes(),
                                         yaxis=hidden_axes()))
-    rows, cols = _grid(order)
-    cells = {n: (rows.index(n[0]) + 1, cols.index(int(n[1:])) + 1) for n in order}
+    cells = _cells(order, columns)
+    n_rows, n_cols = max(r for r, _ in cells.values()), max(k for _, k in cells.values())
+    rows, cols = range(n_rows), range(n_cols)
     by_cell = {rc: n for n, rc in cells.items()}
     shared = _finite_range(list(arrays.values()))
     strides = {n: t.levels[n].stride if n in t.levels else LEVEL_STRIDE[n] for n in order}
     titles = [_map_title(n, arrays[n], strides[n], shared_scale) if (n := by_cell.get((r, k))) else ""
               for r in range(1, len(rows) + 1) for k in range(1, len(cols) + 1)]
+    # Square cells at the measured column width, titles in the gap between rows: the height follows
+    # from the width, so no empty band opens between the C and the P row.
+    margin = dict(l=10, r=10, t=100, b=10)
+    col_px = max([CELL_PX] + [text_size(x, 12)[0] + 8 for x in titles])
+    title_px = max(text_size(x, 12)[1] for x in titles) + 10
+    plot_h = len(rows) * col_px + (len(rows) - 1) * title_px
+    colorbar = _colorbar(shared_scale, *shared, reduction_label)
+    if columns is None:
+        width = margin["l"] + margin["r"] + len(cols) * col_px / (1 - 0.02) + COLORBAR_PX
+    else:  # narrow: the colour bar lies under the maps, not beside them, and the subtitle wraps short
+        margin["b"] += 70
+        subtitle = wrap(subtitle, NARROW_CHARS)
+        margin["t"] += 17 * subtitle.count("<br>")
+        colorbar |= dict(orientation="h", x=0.5, xanchor="center", y=0, yanchor="top", ypad=36, len=0.9,
+                         thickness=10, title=colorbar["title"] | dict(side="top"))
+        width = margin["l"] + margin["r"] + len(cols) * col_px / (1 - 0.02)
     fig = make_subplots(rows=len(rows), cols=len(cols), subplot_titles=titles, horizontal_spacing=0.02,
-                        vertical_spacing=0.14 if len(rows) > 1 else 0.05)
+                        vertical_spacing=title_px / plot_h if len(rows) > 1 else 0.05)
     for name in order:
         row, col = cells[name]
         lo, hi = shared if shared_scale else _finite_range([arrays[name]])
         add_map(fig, row, col, _pool(arrays[name], f), t, stride=strides[name] * f, lo=lo, hi=hi,
                 label=f"<b>{name}</b>", image=image is not None, opacity=opacity)
     fig.update_annotations(font=dict(size=12, color=INK))
-    fig.update_layout(card_layout(title, 150 + 250 * len(rows), subtitle, margin=dict(l=10, r=10, t=100, b=10)))
+    fig.update_layout(card_layout(title, margin["t"] + margin["b"] + plot_h, subtitle, margin=margin,
+                                  meta=dict(min_width=round(width))))
     fig.update_layout(template=_heatmap_template(image), coloraxis=dict(
-        colorscale=colorscale, cmin=0, cmax=100, colorbar=_colorbar(shared_scale, *shared, reduction_label)))
+        colorscale=colorscale, cmin=0, cmax=100, colorbar=colorbar))
     return fig
 
 

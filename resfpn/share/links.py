@@ -149,6 +149,8 @@ def config_from_query(
     given: dict[str, str] = {}
     unknown: list[str] = []
     for raw, text in pairs:
+        if raw.startswith("__"):  # the page's own parameters (Gradio's ``__theme=dark``), not the design's
+            continue
         name = raw.strip().lower().replace("-", "_")
         if name != "preset" and name not in _DEFAULTS:
             unknown.append(_show(raw))
