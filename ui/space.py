@@ -63,7 +63,7 @@ def space_outputs(config: Config) -> tuple:
         nh, nw = (m.nearest_valid(config.policy, a, n) for a, n in (("height", min(h, MAX_SIZE)), ("width", min(w, MAX_SIZE))))
         if not (nh and nw):
             continue
-        text = label if (nh, nw) == (h, w) else f"{label}→{nh}×{nw}"
+        text = label if (nh, nw) == (h, w) else f"≈{label}"  # moved to the nearest size that builds
         if (nh, nw) in marks:  # the design's own size is a common one
             labels[marks.index((nh, nw))] += f" = {text}"
         else:

@@ -81,10 +81,9 @@ def sizes_figure(m: SizeMap, span: int = MAP_SPAN) -> go.Figure:
     fig.update_xaxes(showgrid=False, zeroline=False)
     fig.update_yaxes(showgrid=False, zeroline=False, fixedrange=True, row=1, col=1)
     fig.update_yaxes(fixedrange=True, row=2, col=1)
-    summary = "; ".join(f"{LABELS['policy'][p]}: {m.summary(p, 'height')}" + (
+    summary = "<br>".join(f"{LABELS['policy'][p]}: {m.summary(p, 'height')}" + (
         "" if m.summary(p, "height") == m.summary(p, "width") else f" × {m.summary(p, 'width')}") for p in policies)
-    fig.update_layout(card_layout("Valid input sizes", 760, summary,
-                                  margin=dict(l=120, r=20, t=100, b=50)))
+    fig.update_layout(card_layout("Valid input sizes", 800, summary, margin=dict(l=120, r=20, t=130, b=50)))
     return fig
 
 
@@ -129,7 +128,7 @@ def cost_figure(curve: Costs, marks: Costs, mark_labels: list[str], latency: dic
                              text=size_text, hovertemplate="%{text}: %{y:,.0f} MiB<extra></extra>"), row=2, col=1)
     mx = np.sqrt(marks.heights * marks.widths)
     mtext = [f"{lab}: {h}×{w}" for lab, h, w in zip(mark_labels, marks.heights, marks.widths)]
-    positions = ["top left", "top right", "bottom right", "top center", "bottom left"]
+    positions = ["top right", "bottom right", "top left", "bottom right", "top left"]
     mark_style = dict(mode="markers+text", textposition=[positions[i % len(positions)] for i in range(len(mark_labels))], textfont=dict(size=11, color=INK),
                       marker=dict(size=9, color=[BAD if lab.startswith("current") else MUTED for lab in mark_labels],
                                   line=dict(width=1, color=PAPER)))
@@ -150,11 +149,11 @@ def cost_figure(curve: Costs, marks: Costs, mark_labels: list[str], latency: dic
         fig.add_trace(go.Scatter(x=mx, y=(a + b * marks.macs) * 1e3, text=mark_labels, hovertext=[
             f"{t}: {(a + b * v) * 1e3:,.0f} ms (fitted)" for t, v in zip(mtext, marks.macs)], hoverinfo="text",
             **mark_style), row=3, col=1)
-        note = (f"latency ≈ {a * 1e3:.1f} ms + {b * 1e12:.1f} ms per GMAC, fitted to {len(pts)} runs on "
+        note = (f"latency ≈ {a * 1e3:.1f} ms + {b * 1e12:.1f} ms per GMAC,<br>fitted to {len(pts)} runs on "
                 f"{latency.get('device', 'this machine')}")
     else:
         y0, y1 = fig.layout.yaxis3.domain
-        fig.add_annotation(text="press “Measure latency” to time a few sizes on this machine", x=0.5,
+        fig.add_annotation(text="press “Measure latency”", x=0.5,
                            y=(y0 + y1) / 2, xref="paper", yref="paper", showarrow=False, font=dict(size=12, color=MUTED))
         # an invisible point keeps the empty panel's axes drawn
         fig.add_trace(go.Scatter(x=[0], y=[0], mode="markers", marker=dict(opacity=0), hoverinfo="skip"), row=3, col=1)
@@ -167,9 +166,9 @@ def cost_figure(curve: Costs, marks: Costs, mark_labels: list[str], latency: dic
     fig.update_yaxes(title_text="GMACs", title_font=dict(size=11), row=1, col=1)
     fig.update_yaxes(title_text="MiB", title_font=dict(size=11), row=2, col=1)
     fig.update_yaxes(title_text="ms", title_font=dict(size=11), row=3, col=1)
-    fig.update_layout(card_layout("Cost against input size", 760,
-                                  f"{curve.params:,} parameters at every size; {note}",
-                                  margin=dict(l=60, r=20, t=90, b=50)))
+    fig.update_layout(card_layout("Cost against input size", 780,
+                                  f"{curve.params:,} parameters at every size<br>{note}",
+                                  margin=dict(l=60, r=20, t=105, b=50)))
     return fig
 
 
@@ -201,8 +200,8 @@ def sweep_figure(s: Sweep) -> go.Figure:
     fig.update_xaxes(type="log", title_text="parameters", gridcolor=GRID)
     fig.update_yaxes(type="log", title_text=f"MACs at {c.input_height}×{c.input_width}", gridcolor=GRID)
     fig.update_layout(card_layout("Width × depth sweep", 520,
-                                  f"{len(d)} designs, widths ×0.25–2 × blocks, ● basic ◆ bottleneck<br>"
-                                  f"ringed: Pareto front (fewer parameters and MACs,<br>wider {s.level} field); "
-                                  f"click a point to use it; {s.seconds * 1e3:.0f} ms",
-                                  margin=dict(l=70, r=20, t=125, b=55)))
+                                  f"{len(d)} designs: widths ×0.25–2 × blocks<br>● basic ◆ bottleneck; "
+                                  f"{s.seconds * 1e3:.0f} ms<br>ringed: Pareto front (fewer<br>parameters and MACs, "
+                                  f"wider {s.level} field)<br>click a point to use it",
+                                  margin=dict(l=70, r=20, t=160, b=55)))
     return fig
