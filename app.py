@@ -16,7 +16,7 @@ runtime.tune_process()  # before torch loads its OpenMP runtime
 import gradio as gr
 
 from resfpn.model.config import PRESET_NOTES, PRESETS
-from ui import api, compare, controls, explore, fields, heatmaps, page, share
+from ui import api, compare, controls, explore, fields, heatmaps, page, share, space
 from ui.controls import CONTROLS, config_from_controls, controls_from_config  # noqa: F401  (tests call these)
 from ui.explore import on_architecture, on_fix, on_preset  # noqa: F401
 from ui.heatmaps import on_display, on_run  # noqa: F401
@@ -62,6 +62,7 @@ with gr.Blocks(title="resfpn — ResNet + FPN shape explorer") as demo:
             # overwrite (or repeat) another's ("Compare, Compare, Report"). tests/test_app.py guards it.
             with gr.Tabs(overflow_behavior="wrap", elem_id="views"):
                 shape_views = explore.shape_tabs()
+                space_view = space.space_tab()
                 heat = heatmaps.heatmaps_tab(below=fields.fields_section)
                 pair = compare.compare_tab()
                 shared = share.share_tab()
@@ -107,10 +108,13 @@ with gr.Blocks(title="resfpn — ResNet + FPN shape explorer") as demo:
     fields.wire(heat["below"], heatmaps.wire(heat, design, theme), heat["state"], theme)
     share.wire(shared, preset, design, refresh)
     compare.wire(pair, design, heat, theme, refresh)
+    space.wire(space_view, design, theme, refresh, heat["image"])
     # Not the "model" group: a trace-only call answers at once; runs queue on the engine's slot.
     gr.api(api.analyze, api_name="analyze", concurrency_id="analyze", concurrency_limit=4)
     gr.api(api.receptive_field, api_name="receptive_field", concurrency_id="model", concurrency_limit=1)
     gr.api(api.compare, api_name="compare", concurrency_id="analyze", concurrency_limit=4)
+    gr.api(api.sizes, api_name="sizes", concurrency_id="analyze", concurrency_limit=4)
+    gr.api(api.sweep, api_name="sweep", concurrency_id="analyze", concurrency_limit=4)
 
 demo.queue(max_size=QUEUE_SIZE)
 page.no_time_estimates(demo)

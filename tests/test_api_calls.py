@@ -16,6 +16,9 @@ from app import EXAMPLES
 TINY = {"widths": [8, 8, 16, 16], "blocks": [1, 1, 1, 1], "stem_width": 8, "fpn_width": 8,
         "input_height": 64, "input_width": 64}
 
+# The documented endpoints, which are also the MCP tools: nothing else may be listed.
+DOCUMENTED = ("analyze", "receptive_field", "compare", "sizes", "sweep")
+
 
 def _post(url: str, body: dict | None = None, data: bytes | None = None, headers: dict | None = None):
     request = urllib.request.Request(url, data=data if data is not None else json.dumps(body).encode(),
@@ -112,7 +115,7 @@ def test_rest_arguments_of_the_wrong_type_get_a_message_not_null(served_app):
 def test_client_page_events_are_callable_but_not_documented(client, served_app):
     with urllib.request.urlopen(served_app + "gradio_api/info", timeout=30) as r:
         info = json.loads(r.read())
-    assert set(info["named_endpoints"]) == {"/analyze", "/receptive_field", "/compare"}
+    assert set(info["named_endpoints"]) == {f"/{name}" for name in DOCUMENTED}
     assert info["unnamed_endpoints"] == {}
     params = [p["parameter_name"] for e in info["named_endpoints"].values() for p in e["parameters"]]
     assert not [p for p in params if p.startswith("param_")]
@@ -173,7 +176,7 @@ def test_mcp_lists_the_documented_tools_with_clean_descriptions(served_app):
         return (await session.list_tools()).tools
 
     tools = {t.name: t for t in _mcp(served_app, work)}
-    assert set(tools) == {"analyze", "receptive_field", "compare"}
+    assert set(tools) == set(DOCUMENTED)
     described = {name: t.description for name, t in tools.items()}
     for name, t in tools.items():
         described |= {f"{name}.{k}": v["description"] for k, v in t.inputSchema["properties"].items()}

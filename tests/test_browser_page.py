@@ -20,7 +20,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-b
         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 WIDTHS = (390, 768, 1400)
 # The tab bar, in order: the one list to extend when the page gets a tab.
-TABS = ["Architecture", "Residual blocks", "Levels", "Feature heatmaps", "Compare", "Share", "Report"]
+TABS = ["Architecture", "Residual blocks", "Levels", "Space", "Feature heatmaps", "Compare", "Share", "Report"]
 # Orders a user may click them in: Compare → Share → Compare broke the bar before.
 VISITS = [["Compare", "Share", "Compare"], ["Share", "Compare", "Report", "Share"], TABS[::-1], TABS]
 

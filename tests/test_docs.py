@@ -7,6 +7,9 @@
   comment says ``needs the network`` is not run here (these machines reach no weights host): the
   download code it drives is tested against local stand-ins in ``tests/test_pretrained.py``.
 - ``python`` blocks written as ``>>>`` sessions run as doctests.
+
+A page whose examples talk to the app (``http://127.0.0.1:7860/``) runs them against ``python app.py``
+served for the tests, with that address replaced by the served one.
 """
 
 from __future__ import annotations
@@ -59,11 +62,19 @@ def shown_in(shown: list[str], output: str) -> str | None:
     return None
 
 
+APP_URL = "http://127.0.0.1:7860/"
+
+
+def served(text: str, request) -> str:
+    """``text`` with the app's documented address replaced by the one served for the tests."""
+    return text.replace(APP_URL, request.getfixturevalue("served_app")) if APP_URL in text else text
+
+
 CONSOLE_DOCS = [p for p in DOCS if blocks(p, "console")]
 
 
 @pytest.mark.parametrize("doc", CONSOLE_DOCS, ids=lambda p: p.relative_to(ROOT).as_posix())
-def test_console_examples_run_as_shown(doc, tmp_path):
+def test_console_examples_run_as_shown(doc, tmp_path, request):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     python = bin_dir / "python"  # a wrapper, not a link: a venv's python finds its packages from its own path
@@ -77,7 +88,7 @@ def test_console_examples_run_as_shown(doc, tmp_path):
             if "needs the network" in command:
                 continue
             status = STATUS.search(command)
-            done = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True,
+            done = subprocess.run(["bash", "-c", served(command, request)], cwd=tmp_path, env=env, capture_output=True, text=True,
                                   timeout=300)
             assert done.returncode == (int(status.group(1)) if status else 0), (command, done.stdout, done.stderr)
             missing = shown_in(shown, done.stdout + done.stderr)
@@ -90,8 +101,9 @@ DOCTEST_DOCS = [p for p in DOCS if any(">>> " in b for b in blocks(p, "python"))
 
 
 @pytest.mark.parametrize("doc", DOCTEST_DOCS, ids=lambda p: p.relative_to(ROOT).as_posix())
-def test_python_examples_run_as_shown(doc):
-    text = "\n".join(b for b in blocks(doc, "python") if ">>> " in b)
+def test_python_examples_run_as_shown(doc, request, monkeypatch):
+    monkeypatch.chdir(ROOT)  # examples name files as a user in the repository would (assets/...)
+    text = served("\n".join(b for b in blocks(doc, "python") if ">>> " in b), request)
     test = doctest.DocTestParser().get_doctest(text, {}, doc.name, str(doc), 0)
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     runner.run(test)

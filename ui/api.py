@@ -66,7 +66,7 @@ def _reply(full: dict, summarize, detail: str | None, request: gr.Request | None
     except ValueError as err:
         raise refuse(str(err), "Detail refused") from None
     answer = summarize(full) if detail == "summary" else full | {"detail": "full"}
-    return json.dumps(answer) if mcp else answer
+    return json.dumps(answer, ensure_ascii=False) if mcp else answer
 
 
 def answers(fn):
@@ -207,4 +207,79 @@ def compare(a: dict, b: dict, image: gr.FileData | None = None, weights: str = "
     return _reply(report, summarize_comparison, detail, request)
 
 
-ENDPOINTS = {"analyze": analyze, "receptive_field": receptive_field, "compare": compare}
+@answers
+def sizes(config: dict, failures: int = 8, image_width: int = 0, image_height: int = 0, detail: str | None = None,
+          request: gr.Request = None) -> dict | str:
+    """List the input sizes from 1 to 2048 at which a design builds, for each top-down policy ("x2", "match", "pad") and each axis, computed by a size program recorded from the model's own meta forward.
+
+    Args:
+        config: Required. The design's fields as a JSON object, as for /analyze; its own input size is reported as "current".
+        failures: How many of the sizes that do not build to explain per policy and axis, spread over 1 to 2048 (default 8, at most 100).
+        image_width: Width in pixels of a photo (with image_height); the answer then lists the nearest sizes that build under the design's policy and keep the photo's aspect ratio within 1 %. The default 0 means no photo.
+        image_height: Height in pixels of that photo (default 0: no photo).
+        detail: "full" (with the sorted list of every size that builds) or "summary" (each list as compact ranges such as "29–32 (mod 32)"). The default is "full" over REST and the Python client, and "summary" for MCP tools.
+    Returns:
+        {"policies": {"x2": {"height": {"valid": [29, 30, 31, 32, 61, ...], "summary": "29–32 (mod 32)", "failures": [{"size": 225, "where": "FPN merge into P4", "operands": [...], "shapes": [[N, C, H, W], [N, C, H, W]]}, ...]}, "width": {...}}, "match": {...}, "pad": {...}}, "current": {"height", "width", "policy", "builds", "failure"}, "aspect": [{"height", "width", "aspect_error", "scale"}, ...]}. A failure's shapes are taken with the other axis at the design's own size, or the nearest that builds. MCP tools get it as JSON text.
+    """
+    from resfpn.shapes.sizes import aspect_sizes, size_map
+
+    _required(config=config)
+    cfg = checked_config(config)
+    failures = _bounded(failures, "failures", 0, 100, default=8)
+    image_width = _bounded(image_width, "image_width", 0, 65535)
+    image_height = _bounded(image_height, "image_height", 0, 65535)
+    m = size_map(cfg)
+    report = m.to_dict(failures)
+    h, w = cfg.input_height, cfg.input_width
+    failure = m.failure_at(cfg.policy, h, w)  # sizes beyond 2048 too
+    report["current"] = {"height": h, "width": w, "policy": cfg.policy, "builds": failure is None,
+                         "failure": failure.to_dict() if failure else None}
+    if image_width and image_height:
+        report["aspect"] = aspect_sizes(m, cfg.policy, image_height, image_width)
+    return _reply(report, _sizes_summary, detail, request)
+
+
+def _sizes_summary(report: dict) -> dict:
+    policies = {policy: {axis: {k: v for k, v in a.items() if k != "valid"} for axis, a in axes.items()}
+                for policy, axes in report["policies"].items()}
+    return report | {"policies": policies, "detail": "summary"}
+
+
+@answers
+def sweep(config: dict, level: str = "P5", request: gr.Request = None) -> dict | str:
+    """Price about a hundred variants of a design, shape-only: width multipliers from 0.25 to 2, the presets' blocks per stage and their neighbours, and both block types, with the Pareto front of parameters, MACs and receptive field.
+
+    Args:
+        config: Required. The design's fields as a JSON object, as for /analyze; the variants keep its input size, skip option, FPN and policy, the current design is always among them, and variants above this server's caps (e.g. 2048 channels) are left out.
+        level: The pyramid level whose exact theoretical receptive field is reported (default "P5").
+    Returns:
+        {"designs": [{"config": {...}, "label": "basic [2, 2, 2, 2] ×1", "params": n, "macs": n, "receptive_field": pixels, "builds": true or false, "pareto": true or false, "preset": a preset's name or null, "current": true or false}, ...], "level": "P5", "seconds": the time taken}. A design is on the Pareto front when no other has at most its parameters and MACs and at least its receptive field. MCP tools get it as JSON text.
+    """
+    from resfpn.shapes.sweep import sweep as run_sweep
+
+    _required(config=config)
+    cfg = checked_config(config)
+    try:
+        result = run_sweep(cfg, level="P5" if level is None else level, allowed=LIMITS.allows)
+    except ValueError as err:
+        raise refuse(str(err), "Sweep refused") from None
+    return _reply(result.to_dict(), lambda r: r, "full", request)
+
+
+def _bounded(value, name: str, lo: int, hi: int, default: int = 0) -> int:
+    """A whole-number argument within [lo, hi]; None (a caller left it out) takes ``default``."""
+    if value is None:
+        return default
+    try:
+        n = int(value)
+        if n != value and not (isinstance(value, str) and value.strip().isdigit()):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise refuse(f"{name}={value!r}: expected a whole number from {lo} to {hi}", "Argument refused") from None
+    if not lo <= n <= hi:
+        raise refuse(f"{name}={n}: expected a whole number from {lo} to {hi}", "Argument refused")
+    return n
+
+
+ENDPOINTS = {"analyze": analyze, "receptive_field": receptive_field, "compare": compare, "sizes": sizes,
+             "sweep": sweep}

@@ -23,7 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
         "every addition, parameters, MACs and activation memory.",
         epilog="Exit status: 0 when every addition holds; 1 when a shape mismatch is diagnosed (then "
         "--export-code writes nothing and prints the diagnosis); 2 for bad arguments or an unusable "
-        "--config file, or a file that cannot be written.",
+        "--config file, or a file that cannot be written. `python -m resfpn sizes --help`: the input "
+        "sizes a design builds at.",
     )
     add_design_arguments(p)
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
@@ -77,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["download"]:
         return cli_weights.download_main(argv[1:])
+    if argv[:1] == ["sizes"]:
+        from .sizes import sizes_main
+
+        return sizes_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)  # exits with status 2 and a message on bad arguments
     if comparing(args):

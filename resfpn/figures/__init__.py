@@ -15,9 +15,11 @@ from .export import design_filename, plot_json
 from .fields import receptive_field_figure
 from .heatmaps import heatmap_grid_figure
 from .message import message_figure
+from .space import cost_figure, sizes_figure, sweep_figure
 from .theme import THEMES, apply_theme
 
 __all__ = ["BAD", "COMPARE_TABLE_HEADERS", "INK", "MUTED", "OFF", "OK", "PAPER", "THEMES", "apply_theme",
            "architecture_figure", "block_figure", "compare_architecture_figures", "compare_heatmaps_figure",
            "compare_highlight", "compare_table_rows", "design_filename", "heatmap_grid_figure",
-           "level_bars_figure", "message_figure", "plot_json", "receptive_field_figure"]
+           "level_bars_figure", "message_figure", "plot_json", "receptive_field_figure", "cost_figure", "sizes_figure",
+           "sweep_figure"]

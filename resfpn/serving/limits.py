@@ -41,6 +41,14 @@ class Limits:
         except ValueError:
             raise LimitError(f"RESFPN_MEMORY_BUDGET_MB={budget!r}: expected a number of MiB") from None
 
+    def allows(self, config: Config) -> bool:
+        """Whether ``config``'s widths and depths are within the caps (``check_architecture`` says why not)."""
+        try:
+            self.check_architecture(config)
+        except LimitError:
+            return False
+        return True
+
     def check_architecture(self, config: Config) -> None:
         """Refuse widths and depths above the caps (for traces and runs alike)."""
         for i, w in enumerate(config.widths):
