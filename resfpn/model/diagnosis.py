@@ -24,6 +24,16 @@ def x2_holds(n: int, config: Config) -> bool:
     return all(level_size(n, k) == 2 * level_size(n, k + 1) for k in range(first, 5))
 
 
+def x2_residues(config: Config) -> list[int]:
+    """The sizes mod 32 (0 for a multiple) at which the ×2 policy holds: it depends on n mod 32 only,
+    since every level up to C5 has ceil(n / 2^k) rows and 32 / 2^k is whole.
+
+        >>> x2_residues(Config()), x2_residues(Config(fpn_from="C3"))
+        ([29, 30, 31, 0], [25, 26, 27, 28, 29, 30, 31, 0])
+    """
+    return [r % 32 for r in range(1, 33) if x2_holds(r, config)]
+
+
 def nearest_valid_sizes(n: int, config: Config) -> tuple[int | None, int | None]:
     """The nearest input sizes at or below and above ``n`` for which the ×2 policy holds."""
     below = next((m for m in range(n, 0, -1) if x2_holds(m, config)), None)
@@ -46,6 +56,10 @@ def _chain(n: int, config: Config) -> str:
     return " → ".join(str(level_size(n, k)) for k in range(0, 6))
 
 
+def _either(values: list[int]) -> str:
+    return ", ".join(map(str, values[:-1])) + f" or {values[-1]}" if len(values) > 1 else str(values[0])
+
+
 def _explain_merge(err: ShapeMismatchError, config: Config, input_hw: tuple[int, int]) -> tuple[str, list[Fix]]:
     h, w = input_hw
     if config.policy not in ("x2", "pad"):
@@ -58,7 +72,8 @@ def _explain_merge(err: ShapeMismatchError, config: Config, input_hw: tuple[int,
     cause = (
         f"Input {h}×{w}: the ×2 top-down policy doubles each coarser level, but every stride-2 layer "
         f"rounds odd sizes up ({name} {_chain(n, config)}), so doubling gives {doubled} where the lateral "
-        f"has {size}. The ×2 policy needs a multiple of 32 (or a size whose halvings stay even)."
+        f"has {size}. The ×2 policy needs each axis ≡ {_either(x2_residues(config))} (mod 32), the sizes whose "
+        f"rounded halvings stay even down to {config.fpn_from}; python -m resfpn sizes lists them."
     )
     changes_low, changes_high = {}, {}
     for name, n in bad:
