@@ -12,6 +12,7 @@ import resfpn
 from bench.common import app_model, example_input, probe, tuned
 from bench.harness import Table, interleave, median, round_ratios
 from resfpn import Config
+from resfpn.serving import bf16 as bf16_probe
 from resfpn.serving import fastpath
 
 
@@ -27,6 +28,7 @@ def bench_forward(table: Table, quick: bool) -> None:
     n = 2048
     a, b = torch.randn(n, n), torch.randn(n, n)
     repeats = {224: 3, 512: 3, 1024: 2} if quick else {224: 9, 512: 7, 1024: 5}
+    offer = bf16_probe.offer()
     for size in (224, 512, 1024):
         config = Config(input_height=size, input_width=size)
         plain = _loaded_reference(config)  # the engine's weights (seed 0), before any serving tweak
@@ -35,8 +37,9 @@ def bench_forward(table: Table, quick: bool) -> None:
         served = app_model(config)
         direct = fastpath.pack(app_model(config, pack=False), use_winograd=False)
         eager = app_model(config, pack=False)
-        bf16 = app_model(config, "bf16")
-        bf16_eager = app_model(config, "bf16", pack=False)
+        if offer.offered:  # else the engine refuses bf16, and so does the page
+            bf16 = app_model(config, "bf16")
+            bf16_eager = app_model(config, "bf16", pack=False)
         x = example_input(size)
         xc = x.to(memory_format=torch.channels_last)
         xb = xc.to(torch.bfloat16)
@@ -45,8 +48,9 @@ def bench_forward(table: Table, quick: bool) -> None:
             for name, got in (("served", served(xc)), ("direct", direct(xc)), ("eager", eager(xc)), ("tuned plain", plain_tuned(xc)),
                               ("unfolded", unfolded(xc))):
                 _check_same(name, size, got, want, 1e-4)
-            _check_same("bf16", size, bf16(xb), want, 5e-2)
-            _check_same("bf16 eager", size, bf16_eager(xb), want, 5e-2)
+            if offer.offered:
+                _check_same("bf16", size, bf16(xb), want, 5e-2)
+                _check_same("bf16 eager", size, bf16_eager(xb), want, 5e-2)
 
         def timed(fn):
             def call():
@@ -61,10 +65,11 @@ def bench_forward(table: Table, quick: bool) -> None:
             "unfolded": timed(lambda: unfolded(xc)),
             "eager": timed(lambda: eager(xc)),
             "plain": lambda: _no_grad(plain, x),
-            "bf16": timed(lambda: bf16(xc.to(torch.bfloat16))),
-            "bf16 eager": timed(lambda: bf16_eager(xc.to(torch.bfloat16))),
             "matmul": lambda: a @ b,
         }
+        if offer.offered:
+            fns["bf16"] = timed(lambda: bf16(xc.to(torch.bfloat16)))
+            fns["bf16 eager"] = timed(lambda: bf16_eager(xc.to(torch.bfloat16)))
         times = interleave(fns, repeats[size])
         t = {k: median(v) for k, v in times.items()}
         ratio, spread, noisy = round_ratios(times["served"], times["tuned"])
@@ -79,14 +84,19 @@ def bench_forward(table: Table, quick: bool) -> None:
             r, spread, noisy = round_ratios(times[name], times["tuned"])
             table.add("1", f"(info) {label} {size}×{size}", f"{t[name] * 1e3:.1f} ms",
                       f"tuned plain {t['tuned'] * 1e3:.1f} ms", f"ratio {r:.2f} (rounds {spread})", "—", None, noisy)
-        r, spread, noisy = round_ratios(times["bf16"], times["served"])
-        target = size in (512, 1024)
-        table.add("1", f"bf16 forward {size}×{size} (`precision=\"bf16\"`, packed)", f"{t['bf16'] * 1e3:.1f} ms",
-                  f"served fp32 {t['served'] * 1e3:.1f} ms", f"ratio {r:.2f} (rounds {spread})",
-                  "≤ 0.45" if target else "— (info)", r <= 0.45 if target else None, noisy)
-        r, spread, noisy = round_ratios(times["bf16 eager"], times["eager"])
-        table.add("1", f"(info) bf16 ÷ fp32, both before packing, {size}×{size}", f"{t['bf16 eager'] * 1e3:.1f} ms",
-                  f"fp32 before packing {t['eager'] * 1e3:.1f} ms", f"ratio {r:.2f} (rounds {spread})", "—", None, noisy)
+        if offer.offered:
+            r, spread, noisy = round_ratios(times["bf16"], times["served"])
+            target = size in (512, 1024)
+            table.add("1", f"bf16 forward {size}×{size} (`precision=\"bf16\"`, packed)", f"{t['bf16'] * 1e3:.1f} ms",
+                      f"served fp32 {t['served'] * 1e3:.1f} ms", f"ratio {r:.2f} (rounds {spread})",
+                      "≤ 0.45" if target else "— (info)", r <= 0.45 if target else None, noisy)
+            r, spread, noisy = round_ratios(times["bf16 eager"], times["eager"])
+            table.add("1", f"(info) bf16 ÷ fp32, both before packing, {size}×{size}", f"{t['bf16 eager'] * 1e3:.1f} ms",
+                      f"fp32 before packing {t['eager'] * 1e3:.1f} ms", f"ratio {r:.2f} (rounds {spread})", "—", None,
+                      noisy)
+            del bf16, bf16_eager
+        else:
+            table.add("1", f"bf16 forward {size}×{size}", "not offered here", "—", offer.reason, "—", None, False)
         flops = 2 * resfpn.trace(config).macs.total
         # Per round too: the forward and the matmul of one round share that round's load.
         share, spread, noisy = round_ratios(times["matmul"], times["served"])
@@ -97,15 +107,20 @@ def bench_forward(table: Table, quick: bool) -> None:
                   "Winograd does fewer multiplies, so over 100 % is possible)",
                   f"{achieved:.0f} GFLOP/s", f"fp32 matmul {n}² @ {n}²: {peak:.0f} GFLOP/s",
                   f"{100 * share:.1f} %", "≥ 60 %", share >= 0.60, noisy)
-        del plain, plain_tuned, unfolded, eager, bf16, bf16_eager, served, direct
+        del plain, plain_tuned, unfolded, eager, served, direct
     bf16_ceiling(table, quick)
 
 
 def bf16_ceiling(table: Table, quick: bool) -> None:
     """The hardware's bf16 ÷ fp32 ratio on one large convolution (oneDNN's direct kernels, weights
     prepacked): the floor for the whole forward's bf16 ratio, since convolutions are most of it."""
+    offer = bf16_probe.offer()
+    if not offer.offered:
+        table.add("1", "(info) bf16 ceiling: one 256→256 3×3 conv on 128×128", "not offered here", "—", offer.reason,
+                  "—", None, False)
+        return
     conv = torch.nn.Conv2d(256, 256, 3, padding=1).eval()
-    packs = {dtype: fastpath.PackedConv(copy.deepcopy(conv).to(dtype), use_winograd=False)
+    packs = {dtype: fastpath.PackedConv(copy.deepcopy(conv).to(dtype), use_winograd=False, kernels=("onednn",))
              for dtype in (torch.float32, torch.bfloat16)}
     x = torch.randn(1, 256, 128, 128).to(memory_format=torch.channels_last)
     inputs = {dtype: x.to(dtype) for dtype in packs}
