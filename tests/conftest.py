@@ -6,6 +6,8 @@ from resfpn import Config
 from scripts import serve  # how tests, bench and load test start the app
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+# The documented endpoints, which are also the MCP tools: nothing else may be listed.
+DOCUMENTED = ("analyze", "receptive_field", "compare", "sizes", "sweep")
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from app import EXAMPLES
+from conftest import DOCUMENTED
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +17,7 @@ def client(served_app):
 
 def test_the_api_lists_the_documented_endpoints_only(client):
     endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
-    assert set(endpoints) == {"/analyze", "/receptive_field", "/compare"}  # the page's events are undocumented
+    assert set(endpoints) == {f"/{name}" for name in DOCUMENTED}  # the page's events are undocumented
 
 
 def test_analyze_without_an_image_returns_the_report(client):

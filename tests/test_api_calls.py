@@ -12,12 +12,10 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from app import EXAMPLES
+from conftest import DOCUMENTED
 
 TINY = {"widths": [8, 8, 16, 16], "blocks": [1, 1, 1, 1], "stem_width": 8, "fpn_width": 8,
         "input_height": 64, "input_width": 64}
-
-# The documented endpoints, which are also the MCP tools: nothing else may be listed.
-DOCUMENTED = ("analyze", "receptive_field", "compare", "sizes", "sweep")
 
 
 def _post(url: str, body: dict | None = None, data: bytes | None = None, headers: dict | None = None):

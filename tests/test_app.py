@@ -195,3 +195,24 @@ def test_a_run_names_its_phases(monkeypatch):
     app.on_run(*controls(input_height=64, input_width=64), EXAMPLE, "random", 0, None, *DISPLAY, "fp32",
                progress=Recorder())
     assert seen == list(heatmaps.PHASES)
+
+
+def test_remember_keeps_a_streaming_handler_streaming():
+    """A handler that yields (the weights download's progress) must stay a generator, so Gradio
+    streams its values; its refusal is still noted for the output it replaced."""
+    import inspect
+
+    from ui.errors import remember, take
+
+    def progress(n):
+        yield "step 1"
+        if n:
+            raise gr.Error("the download failed: try again", title="Weights unavailable")
+        yield "done"
+
+    wrapped = remember("stream-test", progress)
+    assert inspect.isgeneratorfunction(wrapped)
+    assert list(wrapped(0)) == ["step 1", "done"]
+    with pytest.raises(gr.Error):
+        list(wrapped(1))
+    assert take("stream-test") == ("Weights unavailable", "the download failed: try again")

@@ -10,7 +10,9 @@ screen and names the control at fault.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import inspect
 import re
 import threading
 from collections import OrderedDict
@@ -37,10 +39,10 @@ def _session() -> str:
 def remember(key: str, fn: Callable) -> Callable:
     """``fn``, noting the title and message of what it raises for this session's ``in_place(key)``."""
 
-    @functools.wraps(fn)
-    def handler(*args: Any, **kwargs: Any) -> Any:
+    @contextlib.contextmanager
+    def noting():
         try:
-            return fn(*args, **kwargs)
+            yield
         except gr.Error as err:
             _keep(key, err.title, str(err.message))
             raise
@@ -48,6 +50,19 @@ def remember(key: str, fn: Callable) -> Callable:
             _keep(key, "Unexpected error", f"{type(err).__name__}: {err}. The server's log has the details; "
                                            "please report it with the design's link (Share tab).")
             raise
+
+    if inspect.isgeneratorfunction(fn):  # a handler that streams (progress): Gradio must see a generator
+        @functools.wraps(fn)
+        def streaming(*args: Any, **kwargs: Any) -> Any:
+            with noting():
+                yield from fn(*args, **kwargs)
+
+        return streaming
+
+    @functools.wraps(fn)
+    def handler(*args: Any, **kwargs: Any) -> Any:
+        with noting():
+            return fn(*args, **kwargs)
 
     return handler
 
