@@ -283,8 +283,16 @@ def _place_labels(d: list, margin: dict, colorbar_px: float) -> dict:
     while True:
         plot_w = width - margin["l"] - margin["r"] - colorbar_px
         if plot_w > 2 * half + 40:
-            per_px_x = x_span / (plot_w - 2 * half)
-            x_range = [x_lo - half * per_px_x, x_hi + half * per_px_x]
+            # Room at each end only for the labels that need it (a label is centred on its point).
+            pad = [8.0, 8.0]
+            for _ in range(3):
+                per_px_x = x_span / (plot_w - sum(pad))
+                pad = [max([8.0] + [w / 2 + 4 - (math.log10(v.params) - x_lo) / per_px_x
+                                    for (v, _), (w, _) in zip(labels, sizes)]),
+                       max([8.0] + [w / 2 + 4 - (x_hi - math.log10(v.params)) / per_px_x
+                                    for (v, _), (w, _) in zip(labels, sizes)])]
+            per_px_x = x_span / (plot_w - sum(pad))
+            x_range = [x_lo - pad[0] * per_px_x, x_hi + pad[1] * per_px_x]
             boxes, offsets = [], []
             for (v, _), (w, h) in zip(labels, sizes):
                 px = (math.log10(v.params) - x_range[0]) / per_px_x
