@@ -203,6 +203,15 @@ def test_figures_fit_their_text(browser, served_app, width):
         page.wait_for_timeout(300)
         _fits(page, elem_id)
         page.locator(f"#{elem_id}").screenshot(path=str(ARTIFACTS / f"fit-{elem_id}-{width}{'-dark' if dark else ''}.png"))
+    # The design space: its map, cost curves and sweep (the sweep's labels placed for its measured width).
+    page.get_by_role("tab", name="Space", exact=True).click()
+    page.wait_for_function("() => { const t = document.querySelector('#space-sweep .js-plotly-plot');"
+                           " return !!t && !!t.layout && t.layout.yaxis.title.text === 'MACs at 128×128'; }")
+    for elem_id in ("space-sizes", "space-costs", "space-sweep"):
+        page.wait_for_selector(f"#{elem_id} .js-plotly-plot .main-svg text")
+        page.wait_for_timeout(300)
+        page.locator(f"#{elem_id}").screenshot(path=str(ARTIFACTS / f"fit-{elem_id}-{width}{'-dark' if dark else ''}.png"))
+        _fits(page, elem_id)
     page.get_by_role("tab", name="Feature heatmaps", exact=True).click()
     page.locator("#examples").get_by_role("button").first.click()
     page.wait_for_selector("#image img")

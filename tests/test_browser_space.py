@@ -50,15 +50,13 @@ def _select_space(page) -> None:
         page.wait_for_selector(f"#{elem} .js-plotly-plot .main-svg")
 
 
-def _settled(page, elem_id: str = "space-sizes") -> None:
-    """Wait until the plot has stopped being redrawn (the design's link and the tab both draw it)."""
-    for _ in range(30):
-        page.evaluate(f"() => {{ const gd = document.querySelector('#{elem_id} .js-plotly-plot'); if (gd) gd.__mark = 1; }}")
-        time.sleep(1.5)
-        if page.evaluate(f"() => {{ const gd = document.querySelector('#{elem_id} .js-plotly-plot');"
-                         f" return !!gd && gd.__mark === 1 && !document.querySelector('#{elem_id} .pending'); }}"):
-            return
-    pytest.fail(f"#{elem_id} kept being redrawn")
+def _drawn_for(page, h: int, w: int) -> None:
+    """Wait until the tab shows the design at h×w: the map's title and the sweep's MACs axis name the
+    size, and both come from one event (a design is drawn once, however many controls it set)."""
+    page.wait_for_function("([h, w]) => { const s = document.querySelector('#space-sizes .js-plotly-plot'),"
+                           " t = document.querySelector('#space-sweep .js-plotly-plot');"
+                           " return !!s && !!t && s.layout.annotations.some(a => a.text.includes(`near ${h}×${w}`))"
+                           " && t.layout.yaxis.title.text === `MACs at ${h}×${w}`; }", arg=[h, w])
 
 
 def _hover_text(page, fx: float, fy: float) -> str:
@@ -77,7 +75,7 @@ def test_map_renders_hover_shows_sizes_click_applies(browser, served_app):
     names = page.eval_on_selector("#space-sizes .js-plotly-plot", "e => e.data.map(d => d.name)")
     assert names[:3] == ["height-strip", "width-strip", "size-map"]
     assert "×2: 29–32 (mod 32)" in page.eval_on_selector("#space-sizes .js-plotly-plot", "e => e.layout.title.text")
-    _settled(page)
+    _drawn_for(page, 225, 224)
     text = _hover_text(page, 0.3, 0.3)  # away from the current size's × at the centre
     assert "height: C2" in text and "width: C2" in text or "fails ✗ at FPN merge" in text, text
     page.screenshot(path=str(ARTIFACTS / "space-1400-light-hover.png"))
@@ -94,14 +92,12 @@ def test_map_renders_hover_shows_sizes_click_applies(browser, served_app):
         pytest.fail(f"the click on {h}×{w} was not applied; click handler, pick box, summary: {sent}")
     assert page.input_value("#input-height input[type=number]") == str(h)
     assert page.input_value("#input-width input[type=number]") == str(w)
-    # The tab redraws around the new size (the map's title names it).
-    page.wait_for_function("() => { const gd = document.querySelector('#space-sizes .js-plotly-plot');"
-                           f" return gd && gd.layout.annotations.some(a => a.text.includes('near {h}×{w}')); }}")
+    # The click's own event redraws the tab around the new size (the map's title names it).
+    _drawn_for(page, h, w)
     page.wait_for_function("() => !document.querySelector('#space-costs .pending, #space-sweep .pending')")
     page.screenshot(path=str(ARTIFACTS / "space-1400-light.png"), full_page=True)
 
     # A click on a sweep point applies that design (at the current size).
-    _settled(page, "space-sweep")  # the new size redraws the sweep too
     page.locator("#space-sweep .js-plotly-plot").scroll_into_view_if_needed()
     time.sleep(1)
     x, y = page.evaluate("""() => {
@@ -115,6 +111,9 @@ def test_map_renders_hover_shows_sizes_click_applies(browser, served_app):
     }""")
     page.mouse.click(x, y)
     page.wait_for_function("() => document.querySelector('#block input[value=bottleneck]').checked")
+    # ... and its own event redraws the sweep around it: the current design (the largest mark) is a ◆.
+    page.wait_for_function("""() => { const d = document.querySelector('#space-sweep .js-plotly-plot')._fullData[1];
+        const k = d.marker.size.indexOf(14); return k >= 0 && d.marker.symbol[k] === 'diamond'; }""")
 
     # Latency: a few sizes timed through the served path, then fitted (the cost figure says so).
     page.goto(served_app)  # the reference design

@@ -39,3 +39,17 @@ def test_a_photo_gets_the_nearest_sizes_that_build_and_keep_its_shape(tmp_path):
     config = config_from_controls(space.on_aspect_pick(0, options, *values))
     assert [config.input_height, config.input_width] == options[0]
     assert "Feature heatmaps" in space.on_aspect(None, *values)[0]
+
+
+def test_a_click_redraws_the_tab_once():
+    """The click's event draws the tab for what it applied; the controls' change events that follow
+    (height, then width) find the tab drawn for that design and redraw nothing."""
+    values = controls_from_config(Config(input_height=225))
+    out = space.on_pick_redraw(json.dumps({"height": 224, "width": 253}), [], *values)
+    controls, (sizes, costs, sweep, designs, drawn) = out[:len(values)], out[len(values):]
+    assert "near 224×253" in " ".join(a.text for a in sizes.layout.annotations)
+    assert sweep.layout.yaxis.title.text == "MACs at 224×253" and designs
+    assert space.on_space(True, drawn, *controls) == (space.gr.update(),) * 5
+    assert space.on_space(False, None, *controls) == (space.gr.update(),) * 5
+    redrawn = space.on_space(True, drawn, *values)  # another design (a preset, a link) is drawn
+    assert redrawn[-1] == space.drawn_key(Config(input_height=225)) != drawn

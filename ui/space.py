@@ -77,15 +77,24 @@ def space_outputs(config: Config) -> tuple:
             [d.config.to_dict() for d in s.designs])
 
 
-def on_space(seen: bool, *values: Any) -> tuple:
-    """Redraw the tab for the current design (only once the tab has been opened)."""
-    if not seen:
-        return gr.update(), gr.update(), gr.update(), gr.update()
-    return space_outputs(config_from_controls(list(values)))
+def drawn_key(config: Config) -> str:
+    """What the tab was last drawn for: a design redraws the tab only when this changes."""
+    return json.dumps(config.to_dict(), sort_keys=True)
+
+
+def on_space(seen: bool, drawn: str | None, *values: Any) -> tuple:
+    """Redraw the tab for the current design: only once the tab has been opened, and only when the
+    design differs from the one it was drawn for (a click on the map sets height and width, each a
+    change of its own, after its own event has already redrawn the tab)."""
+    config = config_from_controls(list(values)) if seen else None
+    if config is None or drawn_key(config) == drawn:
+        return (gr.update(),) * 5
+    return (*space_outputs(config), drawn_key(config))
 
 
 def on_open(*values: Any) -> tuple:
-    return (True, *space_outputs(config_from_controls(list(values))))
+    config = config_from_controls(list(values))
+    return (True, *space_outputs(config), drawn_key(config))
 
 
 def on_pick(pick: str, designs: list[dict], *values: Any) -> list:
@@ -106,6 +115,16 @@ def on_pick(pick: str, designs: list[dict], *values: Any) -> list:
             raise refuse("That click named no size.", "Nothing applied")
         config = config.replace(**changes)
     return controls_from_config(config)
+
+
+
+def on_pick_redraw(pick: str, designs: list[dict], *values: Any) -> list:
+    """``on_pick`` and the tab redrawn for what it applied, in one event: the controls, the three
+    figures, the sweep's designs and what the tab is drawn for (so the controls' own change events
+    that follow redraw nothing)."""
+    controls = on_pick(pick, designs, *values)
+    config = config_from_controls(controls)
+    return [*controls, *space_outputs(config), drawn_key(config)]
 
 
 ASPECT_CHOICES = 3
@@ -172,6 +191,7 @@ def space_tab() -> dict[str, Any]:
         # Inside the tab: Gradio numbers tabs by their place among gr.Tabs' children (see app.py).
         c["seen"] = gr.State(False)
         c["designs"] = gr.State([])
+        c["drawn"] = gr.State(None)  # what the figures were last drawn for (see on_space)
         c["aspect"] = gr.State([])
     c["tab"] = tab
     return c
@@ -182,17 +202,21 @@ def wire(c: dict[str, Any], design: list, theme, apply, image=None) -> None:
     ``image`` is the heatmaps tab's image (a file path), for the aspect-ratio suggestions."""
     names = {0: "sizes", 1: "costs", 2: "sweep"}
 
-    def config_of(args, out):
-        return config_from_controls(list(args[1:]))
-
-    outputs = [c["sizes"], c["costs"], c["sweep"], c["designs"]]
+    outputs = [c["sizes"], c["costs"], c["sweep"], c["designs"], c["drawn"]]
     c["tab"].select(themed(on_open, {1: "sizes", 2: "costs", 3: "sweep"}, lambda args, out: config_from_controls(list(args))),
                     [*design, theme], [c["seen"], *outputs], api_visibility="private", concurrency_id="space",
                     concurrency_limit=2).then(None, None, None, js=CLICK_JS)
-    gr.on([x.change for x in design], themed(on_space, names, config_of), [c["seen"], *design, theme], outputs,
-          api_visibility="private", trigger_mode="always_last", concurrency_id="space")
-    apply(c["pick"].change(on_pick, [c["pick"], c["designs"], *design], design, api_visibility="private",
-                          concurrency_id="trace"))
+    # .change, not .input: a preset, a fix, a link or an aspect button sets the controls too. A change
+    # to what the tab already shows (a click's own redraw) redraws nothing, and shows no progress: a
+    # progress overlay alone blanks the plots and swallows clicks on them.
+    gr.on([x.change for x in design], themed(on_space, names, lambda args, out: config_from_controls(list(args[2:]))),
+          [c["seen"], c["drawn"], *design, theme], outputs, api_visibility="private", trigger_mode="always_last",
+          concurrency_id="space", show_progress="hidden")
+    n = len(design)
+    apply(c["pick"].change(themed(on_pick_redraw, {n: "sizes", n + 1: "costs", n + 2: "sweep"},
+                                  lambda args, out: config_from_controls(out[:n])),
+                           [c["pick"], c["designs"], *design, theme], [*design, *outputs], api_visibility="private",
+                           concurrency_id="trace"))
     if image is not None:
         aspect_out = [c["aspect_note"], c["aspect"], *c["aspect_buttons"]]
         gr.on([image.change, c["tab"].select], on_aspect, [image, *design], aspect_out, api_visibility="private",
