@@ -3,34 +3,18 @@
 Screenshots are saved in test-artifacts/ for people to look at.
 """
 
-import os
-import shutil
-from pathlib import Path
-
 import pytest
 
-sync_api = pytest.importorskip("playwright.sync_api")
-
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+from browsing import ARTIFACTS, chromium
 
 
 @pytest.fixture(scope="module")
 def page(served_app):
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is missing in CI: scripts/install-chromium.sh should have installed it")
-        pytest.skip("Chromium not installed (run scripts/install-chromium.sh)")
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+    with chromium() as browser:
         pg = browser.new_page(viewport={"width": 1500, "height": 1100})
         pg.set_default_timeout(60_000)
         pg.goto(served_app)
         yield pg
-        browser.close()
 
 
 def _plot_text(page, elem_id: str) -> str:

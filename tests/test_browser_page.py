@@ -6,18 +6,11 @@ Screenshots go to test-artifacts/.
 """
 
 import json
-import os
-import shutil
-from pathlib import Path
 
 import pytest
 
-sync_api = pytest.importorskip("playwright.sync_api")
+from browsing import ARTIFACTS, chromium
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 WIDTHS = (390, 768, 1400)
 # The tab bar, in order: the one list to extend when the page gets a tab.
 TABS = ["Architecture", "Residual blocks", "Levels", "Space", "Feature heatmaps", "Compare", "Share", "Report"]
@@ -27,15 +20,8 @@ VISITS = [["Compare", "Share", "Compare"], ["Share", "Compare", "Report", "Share
 
 @pytest.fixture(scope="module")
 def browser(served_app):
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is missing in CI: scripts/install-chromium.sh should have installed it")
-        pytest.skip("Chromium not installed (run scripts/install-chromium.sh)")
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 def open_page(browser, url: str, width: int, height: int = 900, dark: bool = False, **context):

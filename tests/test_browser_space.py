@@ -1,33 +1,19 @@
 """The Space tab in a real browser: the map renders, hovering shows sizes, a click applies the size
 (and a click on the sweep applies a design). Screenshots at 1400 and 390 px, light and dark."""
 
-import os
-import shutil
 import time
-from pathlib import Path
 
 import pytest
 
-sync_api = pytest.importorskip("playwright.sync_api")
+from browsing import ARTIFACTS, chromium, sync_api
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 MAP = "#space-sizes .draglayer .x3y3 .nsewdrag"
 
 
 @pytest.fixture(scope="module")
 def browser():
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is missing in CI: scripts/install-chromium.sh should have installed it")
-        pytest.skip("Chromium not installed (run scripts/install-chromium.sh)")
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 def _open_space(browser, url: str, width: int):

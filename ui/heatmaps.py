@@ -267,5 +267,6 @@ def wire(c: dict[str, Any], controls: list[gr.components.Component], theme: gr.c
     gr.on(None, precision_offer, None, [c["precision"], c["precision_note"]], api_visibility="private",
           concurrency_id="display")  # at page load: bf16 only where this machine's probe offers it
     gr.on([x.change for x in controls], on_design, [*controls, c["weights"]], [c["weights"], c["weights_note"]],
-          api_visibility="private", trigger_mode="always_last", concurrency_id="trace")
+          api_visibility="private", trigger_mode="always_last", concurrency_id="trace",
+          show_progress="hidden")  # a background refresh: no overlay over the weights control while it runs
     return run
