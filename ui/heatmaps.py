@@ -192,8 +192,9 @@ def on_design(*args: Any) -> tuple:
     except gr.Error:
         return gr.update(), gr.update()
     fitting, note = weights_offer(config)
-    value = current if current in {v for _, v in fitting} else "random"
-    return gr.update(choices=fitting, value=value), note
+    if current in {v for _, v in fitting}:  # leave the value alone: a stale event must not undo a fresh choice
+        return gr.update(choices=fitting), note
+    return gr.update(choices=fitting, value="random"), note
 
 
 def heatmaps_tab(below=None) -> dict[str, Any]:
