@@ -8,7 +8,6 @@ gets an estimate. Results are cached per architecture, weights and precision (no
 
 from __future__ import annotations
 
-import platform
 import threading
 from typing import Any
 
@@ -17,6 +16,7 @@ from PIL import Image
 
 from ..model.config import Config
 from ..shapes.sizes import costs, size_map
+from .fastpath import cpu_name
 
 TARGET_SIDES = (160, 256, 352, 448)  # square sizes to time (each moved to the nearest size that builds)
 
@@ -33,18 +33,6 @@ def sizes_to_time(config: Config, sides: tuple[int, ...] = TARGET_SIDES) -> list
         if h and w and (h, w) not in out:
             out.append((h, w))
     return out
-
-
-def cpu_name() -> str:
-    """The CPU's model name (from /proc/cpuinfo where there is one), for labelling timings."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def measure(engine, config: Config, weights=None, precision: str = "fp32", sizes: list[tuple[int, int]] | None = None,
