@@ -70,6 +70,9 @@ with gr.Blocks(title="resfpn — ResNet + FPN shape explorer") as demo:
                     report = gr.JSON(label="Trace report")
     fixes_state = gr.State([])
     noted = gr.State(None)  # the control whose note says why the design cannot be built
+    # The controls' values as of the last design check: the views that follow the design (weights
+    # offer, Compare, Space) listen to its .change, never to the controls' own (see design_check).
+    seen = gr.State(None)
     theme = gr.Textbox("light", visible=False, elem_id="theme")  # "light" or "dark", read from the browser at load
 
     # -----------------------------------------------------------------------------------------
@@ -80,9 +83,9 @@ with gr.Blocks(title="resfpn — ResNet + FPN shape explorer") as demo:
 
     def checked(event):
         """Chain the design check: a design that cannot be built says why, where it happened."""
-        check = explore.themed_outputs(explore.design_check, 1 + len(design), named=False)
+        check = explore.themed_outputs(explore.design_check, 2 + len(design), named=False)
         for after in (event.success, event.failure):  # Gradio 6.31 runs no .then() after a failure
-            after(check, [noted, *design, theme], [noted, *design, *arch_outputs], api_visibility="private",
+            after(check, [noted, *design, theme], [noted, seen, *design, *arch_outputs], api_visibility="private",
                   concurrency_id="trace")
         return event
 
@@ -105,10 +108,10 @@ with gr.Blocks(title="resfpn — ResNet + FPN shape explorer") as demo:
         fix = explore.themed_outputs(lambda fixes, *values, i=i: on_fix(i, fixes, *values), len(design))
         checked(button.click(fix, [fixes_state, *design, theme],
                              [*design, *arch_outputs], api_visibility="private", concurrency_id="trace"))
-    fields.wire(heat["below"], heatmaps.wire(heat, design, theme), heat["state"], theme)
+    fields.wire(heat["below"], heatmaps.wire(heat, design, seen, theme), heat["state"], theme)
     share.wire(shared, preset, design, refresh)
-    compare.wire(pair, design, heat, theme, refresh)
-    space.wire(space_view, design, theme, refresh, heat["image"])
+    compare.wire(pair, design, seen, heat, theme, refresh)
+    space.wire(space_view, design, seen, theme, refresh, heat["image"])
     # Not the "model" group: a trace-only call answers at once; runs queue on the engine's slot.
     gr.api(api.analyze, api_name="analyze", concurrency_id="analyze", concurrency_limit=4)
     gr.api(api.receptive_field, api_name="receptive_field", concurrency_id="model", concurrency_limit=1)

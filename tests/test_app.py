@@ -163,16 +163,30 @@ def test_the_design_check_names_the_control_in_the_words_on_screen():
     values = controls(p6="maxpool")
     values[app.CONTROLS.index("p6")], values[app.CONTROLS.index("p7")] = "none", True
     out = explore.design_check(None, *values)
-    assert out[0] == "p7"
-    info = out[1 + app.CONTROLS.index("p7")]["info"]
+    assert out[0] == "p7" and out[1] == values  # the State the following views listen to
+    info = out[2 + app.CONTROLS.index("p7")]["info"]
     assert "“P7 (3×3 s2 conv on ReLU(P6))” (ticked) needs a P6" in info and "“max-pool of P5”" in info
     assert "p7=" not in info and "'maxpool'" not in info
-    summary = out[1 + len(app.CONTROLS) + 3]
+    summary = out[2 + len(app.CONTROLS) + 3]
     assert "This design cannot be built" in summary and "Error" not in summary
     # Once the design holds again, the note goes (and nothing else is re-sent).
     out = explore.design_check("p7", *controls())
-    assert out[0] is None and out[1 + app.CONTROLS.index("p7")]["info"] == ""
-    assert all(o == gr.update() for i, o in enumerate(out[1:]) if i != app.CONTROLS.index("p7"))
+    assert out[0] is None and out[1] == controls() and out[2 + app.CONTROLS.index("p7")]["info"] == ""
+    assert all(o == gr.update() for i, o in enumerate(out[2:]) if i != app.CONTROLS.index("p7"))
+
+
+def test_views_follow_the_design_state_never_a_controls_own_change():
+    """The weights offer, Compare and Space follow a State the design check sets (Gradio fires its
+    change from the server, once per new value), not the controls' .change, which the browser
+    re-fired without end (tests/test_browser_page.py::_goes_quiet shows it)."""
+    config = app.demo.get_config_file()
+    design = {app.comps[n]._id for n in app.CONTROLS}
+    listened = [(t[0], t[1]) for d in config["dependencies"] for t in d["targets"]]
+    assert [t for t in listened if t[0] in design and t[1] == "change"] == []
+    states = {c["id"] for c in config["components"] if c["type"] == "state"}
+    followers = [d["api_name"] for d in config["dependencies"]
+                 if any(t[0] in states and t[1] == "change" for t in d["targets"])]
+    assert {"on_design", "on_compare_2", "on_space"} <= set(followers)
 
 
 def test_the_queue_sends_no_time_estimate():

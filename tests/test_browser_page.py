@@ -5,13 +5,16 @@ One Chromium for the module, one served app for the session; each test opens the
 Screenshots go to test-artifacts/.
 """
 
+import collections
 import json
+import urllib.request
 
 import pytest
 
 from browsing import ARTIFACTS, chromium
 
 WIDTHS = (390, 768, 1400)
+SCREENS = [(w, theme) for w in WIDTHS for theme in ("light", "dark")]  # "Done when": three widths, light and dark
 # The tab bar, in order: the one list to extend when the page gets a tab.
 TABS = ["Architecture", "Residual blocks", "Levels", "Space", "Feature heatmaps", "Compare", "Share", "Report"]
 # Orders a user may click them in: Compare → Share → Compare broke the bar before.
@@ -25,6 +28,9 @@ def browser(served_app):
 
 
 def open_page(browser, url: str, width: int, height: int = 900, dark: bool = False, **context):
+    """A page of ``url`` at ``width`` px; below 700 px a phone (touch, 844 px tall)."""
+    if width < 700:
+        height, context = 844, dict(is_mobile=True, has_touch=True) | context
     ctx = browser.new_context(viewport={"width": width, "height": height}, **context)
     page = ctx.new_page()
     page.set_default_timeout(90_000)
@@ -39,9 +45,9 @@ BAR_JS = """() => [...document.querySelectorAll('#views [role=tablist] [role=tab
     .map(b => b.innerText.trim())"""
 
 
-@pytest.mark.parametrize("width", WIDTHS)
-def test_every_tab_once_in_any_order(browser, served_app, width):
-    page = open_page(browser, served_app, width)
+@pytest.mark.parametrize("width, theme", SCREENS)
+def test_every_tab_once_in_any_order(browser, served_app, width, theme):
+    page = open_page(browser, served_app, width, dark=theme == "dark")
     assert page.evaluate(BAR_JS) == TABS
     for order in VISITS:
         for name in order:
@@ -50,8 +56,35 @@ def test_every_tab_once_in_any_order(browser, served_app, width):
             tab.click()
             assert page.evaluate(BAR_JS) == TABS, f"after {name} at {width} px"
             assert page.get_attribute(f"#views [role=tab][aria-selected=true]", "data-tab-id") is not None
-    page.screenshot(path=str(ARTIFACTS / f"tabs-{width}.png"))
+    page.screenshot(path=str(ARTIFACTS / f"tabs-{width}-{theme}.png"))
     page.context.close()
+
+
+def _goes_quiet(page, seconds: float = 3.0) -> None:
+    """Once what the last action started has finished, the page sends nothing more while it idles
+    (evaluated in every 250 ms, as a visible tab keeps rendering): each event that follows a design
+    change runs once. A Slider's own .change once re-fired its event with the value unchanged, about
+    18 times a second, for as long as the page was open."""
+    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=status-tracker]')]"
+                           ".every(e => e.className.includes('hide'))")
+    page.wait_for_timeout(500)  # a follow-up chained after the last to finish
+    url = page.url.split("?")[0]
+    config = json.loads(urllib.request.urlopen(url + "config").read())
+    names = {d.get("id", i): d.get("api_name") for i, d in enumerate(config["dependencies"])}
+    sent = []
+
+    def on_request(request):
+        if "queue/join" in request.url and request.post_data:
+            sent.append(names.get(json.loads(request.post_data).get("fn_index")))
+
+    page.on("request", on_request)
+    try:
+        for _ in range(int(seconds / 0.25)):
+            page.evaluate("() => document.body.getBoundingClientRect().height")
+            page.wait_for_timeout(250)
+    finally:
+        page.remove_listener("request", on_request)
+    assert sent == [], f"the idle page sent {len(sent)} events in {seconds} s: {collections.Counter(sent)}"
 
 
 def _log(served_app) -> str:
@@ -60,12 +93,15 @@ def _log(served_app) -> str:
     return SERVED_LOG.read_text()
 
 
-def test_errors_stay_where_they_happened(browser, served_app):
+@pytest.mark.parametrize("width, theme", SCREENS)
+def test_errors_stay_where_they_happened(browser, served_app, width, theme):
     """An invalid design says why under the control and in the summary; a refused run and a failed
     download leave their message, with the remedy, where the heatmaps would be; each refusal is one
-    line in the log, without a traceback."""
+    line in the log, without a traceback; the page goes quiet after each."""
     tracebacks = _log(served_app).count("Traceback")
-    page = open_page(browser, served_app + "?p6=maxpool", 1400)
+    tag = f"{width}-{theme}"
+    page = open_page(browser, served_app + "?p6=maxpool", width, dark=theme == "dark")
+    _unfold(page, "p6", "FPN")
     page.click("#p6 input")
     page.locator("[role=option]", has_text="no P6").click()
     page.wait_for_function("() => document.querySelector('#summary').innerText.includes('parameters')")
@@ -76,10 +112,11 @@ def test_errors_stay_where_they_happened(browser, served_app):
     page.wait_for_function("() => document.querySelector('#summary').innerText.includes('cannot be built')")
     assert page.locator("#summary .error, #arch-plot .error").count() == 0  # no bare "Error" badge
     _wait_plot_text(page, "arch-plot", "needs a P6")
-    page.screenshot(path=str(ARTIFACTS / "error-p7-without-p6.png"))
+    page.screenshot(path=str(ARTIFACTS / f"error-p7-without-p6-{tag}.png"))
     page.locator("#p7 input").uncheck()
     page.wait_for_function("() => !document.querySelector('#p7').innerText.includes('⚠')"
                            " && document.querySelector('#summary').innerText.includes('parameters')")
+    _goes_quiet(page)
 
     # A published source offline with an empty cache: the download fails, and says how to get it.
     page.get_by_role("tab", name="Feature heatmaps", exact=True).click()
@@ -93,10 +130,11 @@ def test_errors_stay_where_they_happened(browser, served_app):
     assert "python -m resfpn download" in status, status  # the remedy
     _wait_plot_text(page, "heat-plot", "not available")
     assert page.locator("#heat-plot .error, #run-status .error").count() == 0
-    page.screenshot(path=str(ARTIFACTS / "error-download.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / f"error-download-{tag}.png"), full_page=True)
 
     # A run above the memory budget: refused before any work, with what to change.
-    page.goto(served_app + "?input_height=2048&input_width=2048&widths=2048,2048,2048,2048")
+    page.goto(served_app + "?input_height=2048&input_width=2048&widths=2048,2048,2048,2048"
+              + ("&__theme=dark" if theme == "dark" else ""))
     page.wait_for_function("() => { const e = document.querySelector('#summary'); return e && e.innerText.includes('2048×2048'); }")
     page.get_by_role("tab", name="Feature heatmaps", exact=True).click()
     page.locator("#examples").get_by_role("button").first.click()
@@ -152,14 +190,24 @@ def _fits(page, elem_id: str) -> None:
     found = page.evaluate(FIT_JS, elem_id)
     assert found["n"] > 3, f"{elem_id}: no text drawn"
     assert found["out"] == [] and found["overlaps"] == [] and found["tiny"] == [], f"{elem_id}: {found}"
+    dark = page.evaluate("() => document.body.classList.contains('dark')")
+    paper = page.eval_on_selector(f"#{elem_id} .js-plotly-plot", "gd => gd._fullLayout.paper_bgcolor")
+    rgb = [int(v) for v in paper[paper.index("(") + 1:paper.index(")")].split(",")[:3]] if "(" in paper else \
+        [int(paper[i:i + 2], 16) for i in (1, 3, 5)]
+    assert (sum(rgb) / 3 < 100) == dark, f"{elem_id}: paper {paper} on a {'dark' if dark else 'light'} page"
+
+
+def _unfold(page, elem_id: str, group: str) -> None:
+    """Unfold the controls' accordion ``group`` where ``#elem_id`` is folded away (a phone)."""
+    if not page.locator(f"#{elem_id}").is_visible():
+        page.locator("#controls .label-wrap").filter(has_text=group).click()
+        page.locator(f"#{elem_id}").wait_for(state="visible")
 
 
 def _choose(page, elem_id: str, label: str) -> None:
     """Click a radio choice, unfolding its accordion first where it is folded (a phone)."""
-    choice = page.locator(f"#{elem_id}").get_by_text(label)
-    if not choice.is_visible():
-        page.locator("#controls .label-wrap").filter(has_text="Backbone").click()
-    choice.click()
+    _unfold(page, elem_id, "Backbone")
+    page.locator(f"#{elem_id}").get_by_text(label).click()
 
 
 def _phone_first_screen(page) -> None:
@@ -173,14 +221,14 @@ def _phone_first_screen(page) -> None:
     page.screenshot(path=str(ARTIFACTS / "phone-390-first-screen.png"))
 
 
-@pytest.mark.parametrize("width", WIDTHS)
-def test_figures_fit_their_text(browser, served_app, width):
-    """Each figure at 390 (a phone: 390×844), 768 (dark) and 1400 px: no text leaves its plot or
-    overlaps other text, and none is under 10 px; a phone sees the design first and two heatmaps
-    per row."""
-    dark, phone = width == 768, width == 390
-    page = open_page(browser, served_app + "?input_height=128&input_width=128", width, 844 if phone else 900,
-                     dark=dark, **(dict(is_mobile=True, has_touch=True) if phone else {}))
+@pytest.mark.parametrize("width, theme", SCREENS)
+def test_figures_fit_their_text(browser, served_app, width, theme):
+    """Each figure at 390 (a phone: 390×844), 768 and 1400 px, light and dark: no text leaves its plot
+    or overlaps other text, none is under 10 px, and the figure is drawn in the page's theme; a phone
+    sees the design first and two heatmaps per row."""
+    dark, phone = theme == "dark", width < 700
+    tag = f"{width}-{theme}"
+    page = open_page(browser, served_app + "?input_height=128&input_width=128", width, dark=dark)
     if phone:
         _phone_first_screen(page)
     for tab, elem_id in [("Architecture", "arch-plot"), ("Residual blocks", "block-plot"), ("Levels", "bars-plot")]:
@@ -188,7 +236,7 @@ def test_figures_fit_their_text(browser, served_app, width):
         page.wait_for_selector(f"#{elem_id} .js-plotly-plot .main-svg text")
         page.wait_for_timeout(300)
         _fits(page, elem_id)
-        page.locator(f"#{elem_id}").screenshot(path=str(ARTIFACTS / f"fit-{elem_id}-{width}{'-dark' if dark else ''}.png"))
+        page.locator(f"#{elem_id}").screenshot(path=str(ARTIFACTS / f"fit-{elem_id}-{tag}.png"))
     # The design space: its map, cost curves and sweep (the sweep's labels placed for its measured width).
     page.get_by_role("tab", name="Space", exact=True).click()
     page.wait_for_function("() => { const t = document.querySelector('#space-sweep .js-plotly-plot');"
@@ -196,7 +244,7 @@ def test_figures_fit_their_text(browser, served_app, width):
     for elem_id in ("space-sizes", "space-costs", "space-sweep"):
         page.wait_for_selector(f"#{elem_id} .js-plotly-plot .main-svg text")
         page.wait_for_timeout(300)
-        page.locator(f"#{elem_id}").screenshot(path=str(ARTIFACTS / f"fit-{elem_id}-{width}{'-dark' if dark else ''}.png"))
+        page.locator(f"#{elem_id}").screenshot(path=str(ARTIFACTS / f"fit-{elem_id}-{tag}.png"))
         _fits(page, elem_id)
     page.get_by_role("tab", name="Feature heatmaps", exact=True).click()
     page.locator("#examples").get_by_role("button").first.click()
@@ -205,7 +253,7 @@ def test_figures_fit_their_text(browser, served_app, width):
     page.wait_for_function("() => document.querySelectorAll('#heat-plot .heatmaplayer image').length >= 9")
     page.wait_for_timeout(300)
     _fits(page, "heat-plot")
-    page.locator("#heat-plot").screenshot(path=str(ARTIFACTS / f"fit-heat-plot-{width}{'-dark' if dark else ''}.png"))
+    page.locator("#heat-plot").screenshot(path=str(ARTIFACTS / f"fit-heat-plot-{tag}.png"))
     if phone:
         columns = page.eval_on_selector("#heat-plot .js-plotly-plot", """gd => new Set(gd._fullData
             .filter(d => d.type === 'heatmap').map(d => gd._fullLayout[d.xaxis.replace('x', 'xaxis')].domain)
@@ -221,7 +269,8 @@ def test_figures_fit_their_text(browser, served_app, width):
     page.wait_for_timeout(300)
     for elem_id in ("compare-arch-a", "compare-arch-b"):
         _fits(page, elem_id)
-    page.screenshot(path=str(ARTIFACTS / f"fit-compare-{width}{'-dark' if dark else ''}.png"), full_page=True)
+    _goes_quiet(page)
+    page.screenshot(path=str(ARTIFACTS / f"fit-compare-{tag}.png"), full_page=True)
     page.context.close()
 
 

@@ -133,8 +133,9 @@ def _b_config(args: tuple, out: Any) -> Config | None:
         return None
 
 
-def wire(c: dict[str, Any], design: list, heat: dict[str, Any], theme, refresh) -> None:
-    """``refresh(event)`` chains the shape views' update after an event that set the controls."""
+def wire(c: dict[str, Any], design: list, seen, heat: dict[str, Any], theme, refresh) -> None:
+    """``refresh(event)`` chains the shape views' update after an event that set the controls;
+    ``seen`` (a State) changes once per new design."""
     compare_fn = themed(on_compare, {0: "compare-a", 1: "compare-b"}, _b_config)
     outputs = [c["arch_a"], c["arch_b"], c["table"], c["summary"]]
     pin = c["pin"].click(remember("pin", on_pin), design, [c["pinned"], c["pinned_note"]], api_visibility="private",
@@ -147,8 +148,8 @@ def wire(c: dict[str, Any], design: list, heat: dict[str, Any], theme, refresh) 
     refresh(swap)
     c["clear"].click(on_clear, None, [c["pinned"], c["pinned_note"]], api_visibility="private").then(
         compare_fn, [c["pinned"], *design, theme], outputs, api_visibility="private", concurrency_id="trace")
-    gr.on([x.change for x in design], compare_fn, [c["pinned"], *design, theme], outputs, api_visibility="private",
-          trigger_mode="always_last", concurrency_id="trace")
+    seen.change(compare_fn, [c["pinned"], *design, theme], outputs, api_visibility="private",
+                trigger_mode="always_last", concurrency_id="trace")
     run = c["run"].click(remember("run-both", themed(on_run_both, {0: "compare-heatmaps"}, _b_config)),
                          [c["pinned"], heat["image"], heat["weights"], heat["seed"], heat["checkpoint"], *design,
                           theme],

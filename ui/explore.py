@@ -82,7 +82,11 @@ def design_check(noted: str | None, *values: Any) -> list:
     fault (in the labels on screen) and in the summary and figures, in place of the views it
     replaced; ``noted`` is the control that carries such a note now (cleared once the design holds).
 
-    Returns ``[noted, *controls, *architecture outputs]`` (updates only where something changes).
+    Returns ``[noted, design, *controls, *architecture outputs]`` (updates only where something
+    changes). ``design`` is the controls' values, for a ``gr.State`` whose ``.change`` the views that
+    follow the design listen to: Gradio fires a State's change from the server, once per new value,
+    whereas a Slider's own ``.change`` re-fires in the browser with its value unchanged (measured: an
+    endless stream of identical events after a link set the input size).
     """
     from .controls import CONTROLS
     from .errors import explain, note
@@ -92,20 +96,20 @@ def design_check(noted: str | None, *values: Any) -> list:
         config_from_controls(list(values))
     except gr.Error as err:
         control, text = explain(str(err.message))
-        out = [control, *keep]
+        out = [control, list(values), *keep]
         if noted and noted != control:
-            out[1 + CONTROLS.index(noted)] = gr.update(info="")
+            out[2 + CONTROLS.index(noted)] = gr.update(info="")
         if control:
-            out[1 + CONTROLS.index(control)] = gr.update(info=f"⚠ {text}")
+            out[2 + CONTROLS.index(control)] = gr.update(info=f"⚠ {text}")
         from resfpn.figures import message_figure
 
         card = message_figure("This design cannot be built", text)
         arch = [card, card, card, note("This design cannot be built", text + ". Change the control marked ⚠."),
                 "", gr.update(), [], {"refused": text}, *[gr.update(visible=False)] * MAX_FIXES]
-        return out[:1 + len(CONTROLS)] + arch
-    out = [None, *keep]
+        return out[:2 + len(CONTROLS)] + arch
+    out = [None, list(values), *keep]
     if noted:
-        out[1 + CONTROLS.index(noted)] = gr.update(info="")
+        out[2 + CONTROLS.index(noted)] = gr.update(info="")
     return out
 
 

@@ -240,8 +240,10 @@ def heatmaps_tab(below=None) -> dict[str, Any]:
     return c
 
 
-def wire(c: dict[str, Any], controls: list[gr.components.Component], theme: gr.components.Component):
-    """Wire the tab; returns the run event (for what follows a run)."""
+def wire(c: dict[str, Any], controls: list[gr.components.Component], seen: gr.State,
+         theme: gr.components.Component):
+    """Wire the tab; returns the run event (for what follows a run). ``seen`` changes once per new
+    design (app.py: the design check sets it)."""
     display = [c[k] for k in DISPLAY]
     run_fn = themed(on_run, {0: "heatmaps"}, lambda args, out: out[3]["config"])
     display_fn = themed(on_display, {0: "heatmaps"}, lambda args, out: args[0]["config"] if args[0] else None)
@@ -267,7 +269,7 @@ def wire(c: dict[str, Any], controls: list[gr.components.Component], theme: gr.c
                          concurrency_id="display")
     gr.on(None, precision_offer, None, [c["precision"], c["precision_note"]], api_visibility="private",
           concurrency_id="display")  # at page load: bf16 only where this machine's probe offers it
-    gr.on([x.change for x in controls], on_design, [*controls, c["weights"]], [c["weights"], c["weights_note"]],
-          api_visibility="private", trigger_mode="always_last", concurrency_id="trace",
-          show_progress="hidden")  # a background refresh: no overlay over the weights control while it runs
+    seen.change(on_design, [*controls, c["weights"]], [c["weights"], c["weights_note"]],
+                api_visibility="private", trigger_mode="always_last", concurrency_id="trace",
+                show_progress="hidden")  # a background refresh: no overlay over the weights control while it runs
     return run

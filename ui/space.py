@@ -197,21 +197,22 @@ def space_tab() -> dict[str, Any]:
     return c
 
 
-def wire(c: dict[str, Any], design: list, theme, apply, image=None) -> None:
+def wire(c: dict[str, Any], design: list, seen, theme, apply, image=None) -> None:
     """Events of the tab. ``apply(event)`` chains the shape views' refresh after the controls change;
-    ``image`` is the heatmaps tab's image (a file path), for the aspect-ratio suggestions."""
+    ``image`` is the heatmaps tab's image (a file path), for the aspect-ratio suggestions; ``seen``
+    (a State) changes once per new design."""
     names = {0: "sizes", 1: "costs", 2: "sweep"}
 
     outputs = [c["sizes"], c["costs"], c["sweep"], c["designs"], c["drawn"]]
     c["tab"].select(themed(on_open, {1: "sizes", 2: "costs", 3: "sweep"}, lambda args, out: config_from_controls(list(args))),
                     [*design, theme], [c["seen"], *outputs], api_visibility="private", concurrency_id="space",
                     concurrency_limit=2).then(None, None, None, js=CLICK_JS)
-    # .change, not .input: a preset, a fix, a link or an aspect button sets the controls too. A change
-    # to what the tab already shows (a click's own redraw) redraws nothing, and shows no progress: a
-    # progress overlay alone blanks the plots and swallows clicks on them.
-    gr.on([x.change for x in design], themed(on_space, names, lambda args, out: config_from_controls(list(args[2:]))),
-          [c["seen"], c["drawn"], *design, theme], outputs, api_visibility="private", trigger_mode="always_last",
-          concurrency_id="space", show_progress="hidden")
+    # After every new design, however set (a control, a preset, a fix, a link, an aspect button). A
+    # change to what the tab already shows (a click's own redraw) redraws nothing, and shows no
+    # progress: a progress overlay alone blanks the plots and swallows clicks on them.
+    seen.change(themed(on_space, names, lambda args, out: config_from_controls(list(args[2:]))),
+                [c["seen"], c["drawn"], *design, theme], outputs, api_visibility="private",
+                trigger_mode="always_last", concurrency_id="space", show_progress="hidden")
     n = len(design)
     apply(c["pick"].change(themed(on_pick_redraw, {n: "sizes", n + 1: "costs", n + 2: "sweep"},
                                   lambda args, out: config_from_controls(out[:n])),
