@@ -20,7 +20,7 @@ from ui import api, compare, controls, explore, fields, heatmaps, page, share, s
 from ui.controls import CONTROLS, config_from_controls, controls_from_config  # noqa: F401  (tests call these)
 from ui.explore import on_architecture, on_fix, on_preset  # noqa: F401
 from ui.heatmaps import on_display, on_run  # noqa: F401
-from ui.library import EXAMPLES, MAX_UPLOAD_BYTES, QUEUE_SIZE, THEME_JS, engine, warm_up  # noqa: F401
+from ui.library import EXAMPLES, MAX_UPLOAD_BYTES, QUEUE_SIZE, THEME_JS, engine, follower, warm_up  # noqa: F401
 
 analyze = api.analyze
 threading.Thread(target=warm_up, name="warm-up", daemon=True).start()  # the page serves while torch loads
@@ -83,7 +83,7 @@ with gr.Blocks(title="resfpn — ResNet + FPN shape explorer") as demo:
 
     def checked(event):
         """Chain the design check: a design that cannot be built says why, where it happened."""
-        check = explore.themed_outputs(explore.design_check, 2 + len(design), named=False)
+        check = explore.themed_outputs(follower(explore.design_check), 2 + len(design), named=False)
         for after in (event.success, event.failure):  # Gradio 6.31 runs no .then() after a failure
             after(check, [noted, *design, theme], [noted, seen, *design, *arch_outputs], api_visibility="private",
                   concurrency_id="trace")

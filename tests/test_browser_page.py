@@ -99,6 +99,8 @@ def test_errors_stay_where_they_happened(browser, served_app, width, theme):
     download leave their message, with the remedy, where the heatmaps would be; each refusal is one
     line in the log, without a traceback; the page goes quiet after each."""
     tracebacks = _log(served_app).count("Traceback")
+    p7_refused = "refused: Configuration refused: p7=True needs a P6"
+    p7_lines = _log(served_app).count(p7_refused)
     tag = f"{width}-{theme}"
     page = open_page(browser, served_app + "?p6=maxpool", width, dark=theme == "dark")
     _unfold(page, "p6", "FPN")
@@ -117,6 +119,9 @@ def test_errors_stay_where_they_happened(browser, served_app, width, theme):
     page.wait_for_function("() => !document.querySelector('#p7').innerText.includes('⚠')"
                            " && document.querySelector('#summary').innerText.includes('parameters')")
     _goes_quiet(page)
+    # One action, one line: the views that follow the design (weights, Compare, Space) and the
+    # design check re-read it quietly; ticking P7 was five lines before.
+    assert _log(served_app).count(p7_refused) == p7_lines + 1
 
     # A published source offline with an empty cache: the download fails, and says how to get it.
     page.get_by_role("tab", name="Feature heatmaps", exact=True).click()

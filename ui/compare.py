@@ -11,7 +11,7 @@ from resfpn import Config
 
 from .controls import CONTROLS, controls_from_config, design_dict
 from .errors import in_place, remember
-from .library import LIMITS, checked_config, decode, engine, plot, refuse, themed, weights_for
+from .library import LIMITS, checked_config, decode, engine, follower, plot, refuse, themed, weights_for
 
 NOT_PINNED = ("**Pin the current design as A**, then change the controls (or choose a preset): the current "
               "design is B and appears beside A, with the levels, additions and blocks that differ marked (≠).")
@@ -148,7 +148,7 @@ def wire(c: dict[str, Any], design: list, seen, heat: dict[str, Any], theme, ref
     refresh(swap)
     c["clear"].click(on_clear, None, [c["pinned"], c["pinned_note"]], api_visibility="private").then(
         compare_fn, [c["pinned"], *design, theme], outputs, api_visibility="private", concurrency_id="trace")
-    seen.change(compare_fn, [c["pinned"], *design, theme], outputs, api_visibility="private",
+    seen.change(follower(compare_fn), [c["pinned"], *design, theme], outputs, api_visibility="private",
                 trigger_mode="always_last", concurrency_id="trace")
     run = c["run"].click(remember("run-both", themed(on_run_both, {0: "compare-heatmaps"}, _b_config)),
                          [c["pinned"], heat["image"], heat["weights"], heat["seed"], heat["checkpoint"], *design,

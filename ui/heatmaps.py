@@ -15,7 +15,7 @@ from resfpn.serving.precision import PRECISIONS
 from .controls import CONTROLS, Slider, choices, config_from_controls
 from .errors import in_place, remember
 from .library import (
-    EXAMPLES, check_precision, check_run, engine, narrow, plot, refuse, run_admitted, themed, trace, weights_for,
+    EXAMPLES, check_precision, check_run, engine, follower, narrow, plot, refuse, run_admitted, themed, trace, weights_for,
 )
 
 if TYPE_CHECKING:
@@ -269,7 +269,7 @@ def wire(c: dict[str, Any], controls: list[gr.components.Component], seen: gr.St
                          concurrency_id="display")
     gr.on(None, precision_offer, None, [c["precision"], c["precision_note"]], api_visibility="private",
           concurrency_id="display")  # at page load: bf16 only where this machine's probe offers it
-    seen.change(on_design, [*controls, c["weights"]], [c["weights"], c["weights_note"]],
+    seen.change(follower(on_design), [*controls, c["weights"]], [c["weights"], c["weights_note"]],
                 api_visibility="private", trigger_mode="always_last", concurrency_id="trace",
                 show_progress="hidden")  # a background refresh: no overlay over the weights control while it runs
     return run

@@ -7,6 +7,7 @@ run, and ``warm_up`` (started by app.py) imports them first, so the page serves 
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -67,12 +68,32 @@ def warm_up() -> None:
     bf16.offer(engine().device.type)  # the probe (about 0.5 s), before a page asks what to offer
 
 
+_FOLLOWING: ContextVar[bool] = ContextVar("following", default=False)
+
+
 def refuse(message: str, title: str, toast: bool = True) -> gr.Error:
     """A refusal the user can act on: one line in the server's log, no traceback (an unexpected
     exception, anything but this, keeps its traceback). ``toast=False``: the page shows no pop-up,
-    as it explains the refusal in place (ui.errors); API callers get the message either way."""
-    log.info("refused: %s: %s", title, " ".join(message.split()))
+    as it explains the refusal in place (ui.errors); API callers get the message either way.
+    Inside a ``follower`` the line is left out: the event that set the design logged it."""
+    if not _FOLLOWING.get():
+        log.info("refused: %s: %s", title, " ".join(message.split()))
     return gr.Error(message, title=title, print_exception=False, visible=toast)
+
+
+def follower(fn):
+    """``fn`` re-reads a design that another event set and checked (the design check, the weights
+    offer, Compare, Space): its refusals are not logged again, so one action that makes the design
+    invalid is one line in the log, not one per view."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        token = _FOLLOWING.set(True)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _FOLLOWING.reset(token)
+
+    return wrapper
 
 
 def checked_config(d: Any, side: str = "") -> Config:

@@ -12,7 +12,7 @@ import gradio as gr
 from resfpn import Config
 
 from .controls import config_from_controls, controls_from_config
-from .library import LIMITS, check_run, engine, plot, refuse, themed, trace
+from .library import LIMITS, check_run, engine, follower, plot, refuse, themed, trace
 
 NOTE = ("Every input size 1–2048 per top-down policy and axis, from a size program recorded from the model's own "
         "meta forward (not one trace per size). **Click** a cell of the map, a size on a strip, or a design of the "
@@ -210,7 +210,7 @@ def wire(c: dict[str, Any], design: list, seen, theme, apply, image=None) -> Non
     # After every new design, however set (a control, a preset, a fix, a link, an aspect button). A
     # change to what the tab already shows (a click's own redraw) redraws nothing, and shows no
     # progress: a progress overlay alone blanks the plots and swallows clicks on them.
-    seen.change(themed(on_space, names, lambda args, out: config_from_controls(list(args[2:]))),
+    seen.change(follower(themed(on_space, names, lambda args, out: config_from_controls(list(args[2:])))),
                 [c["seen"], c["drawn"], *design, theme], outputs, api_visibility="private",
                 trigger_mode="always_last", concurrency_id="space", show_progress="hidden")
     n = len(design)
