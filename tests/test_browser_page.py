@@ -209,6 +209,14 @@ def _unfold(page, elem_id: str, group: str) -> None:
         page.locator(f"#{elem_id}").wait_for(state="visible")
 
 
+def _no_sideways_scroll(page, elem_id: str) -> None:
+    """On a phone the map is laid out for the screen (resfpn.figures: compact): it fits its box."""
+    size = page.evaluate("(id) => { const box = document.querySelector(`#${id}`);"
+                         " const gd = box.querySelector('.js-plotly-plot');"
+                         " return [box.scrollWidth, box.clientWidth, gd.layout.meta.min_width]; }", elem_id)
+    assert size[0] <= size[1] + 1, f"{elem_id}: scrolls sideways (content, box, min_width px): {size}"
+
+
 def _choose(page, elem_id: str, label: str) -> None:
     """Click a radio choice, unfolding its accordion first where it is folded (a phone)."""
     _unfold(page, elem_id, "Backbone")
@@ -242,6 +250,9 @@ def test_figures_fit_their_text(browser, served_app, width, theme):
         page.wait_for_timeout(300)
         _fits(page, elem_id)
         page.locator(f"#{elem_id}").screenshot(path=str(ARTIFACTS / f"fit-{elem_id}-{tag}.png"))
+    if phone:
+        page.get_by_role("tab", name="Architecture", exact=True).click()
+        _no_sideways_scroll(page, "arch-plot")
     # The design space: its map, cost curves and sweep (the sweep's labels placed for its measured width).
     page.get_by_role("tab", name="Space", exact=True).click()
     page.wait_for_function("() => { const t = document.querySelector('#space-sweep .js-plotly-plot');"
@@ -274,6 +285,8 @@ def test_figures_fit_their_text(browser, served_app, width, theme):
     page.wait_for_timeout(300)
     for elem_id in ("compare-arch-a", "compare-arch-b"):
         _fits(page, elem_id)
+        if phone:
+            _no_sideways_scroll(page, elem_id)
     _goes_quiet(page)
     page.screenshot(path=str(ARTIFACTS / f"fit-compare-{tag}.png"), full_page=True)
     page.context.close()

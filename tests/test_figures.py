@@ -17,6 +17,7 @@ from resfpn.figures import (
     OK,
     architecture_figure,
     block_figure,
+    compare_architecture_figures,
     heatmap_grid_figure,
     level_bars_figure,
 )
@@ -330,3 +331,35 @@ def test_heatmap_rejects_maps_that_are_not_2d():
 def test_heatmap_without_maps_says_so():
     fig = heatmap_grid_figure({}, traced("reference"))
     assert not fig.data and "no feature maps to show" in annotation_texts(fig)
+
+
+PHONE_PLOT_PX = 324  # the architecture map's box at 390×844 in Chromium (tests/test_browser_page.py)
+
+
+@pytest.mark.parametrize("config", [
+    Config(), Config.preset("resnet50"), Config.preset("retinanet").replace(p7=True),
+    Config.preset("resnet50").replace(input_height=800, input_width=1333, policy="match"),
+    Config(input_height=100, input_width=100),  # an FPN mismatch: its note and red merge
+    Config(skip="A", widths=(64, 32, 256, 512)),  # a backbone mismatch
+    Config(p6="c5-conv", input_height=97, input_width=131, policy="pad"),
+], ids=["reference", "resnet50", "retinanet-p7", "r50-800x1333", "fpn-mismatch", "backbone-mismatch", "c5-conv-pad"])
+def test_compact_architecture_map_fits_a_phone(config):
+    """The phone layout holds every box, label and note within a phone's plot width, where the full
+    map needs 800+ px; it says the same things (every level's shape) in fewer words."""
+    t = trace(config)
+    full, compact = architecture_figure(t), architecture_figure(t, compact=True)
+    assert full.layout.meta["min_width"] > 700
+    assert compact.layout.meta["min_width"] <= PHONE_PLOT_PX, compact.layout.meta["min_width"]
+    texts = " ".join(annotation_texts(compact))
+    for name, level in t.levels.items():
+        assert format_shape(level.shape) in texts, name
+    assert all(a.font.size is None or a.font.size >= 10 for a in compact.layout.annotations)
+
+
+def test_compact_comparison_maps_fit_a_phone():
+    from resfpn.analysis.compare import compare
+
+    for a, b in [(Config(), Config(skip="A")), (Config(), Config(input_height=100, input_width=100)),
+                 (Config(), Config.preset("retinanet"))]:
+        for fig in compare_architecture_figures(compare(a, b), compact=True):
+            assert fig.layout.meta["min_width"] <= PHONE_PLOT_PX

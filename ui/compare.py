@@ -11,7 +11,7 @@ from resfpn import Config
 
 from .controls import CONTROLS, controls_from_config, design_dict
 from .errors import in_place, remember
-from .library import LIMITS, checked_config, decode, engine, follower, plot, refuse, themed, weights_for
+from .library import LIMITS, checked_config, decode, engine, follower, narrow, plot, refuse, themed, weights_for
 
 NOT_PINNED = ("**Pin the current design as A**, then change the controls (or choose a preset): the current "
               "design is B and appears beside A, with the levels, additions and blocks that differ marked (≠).")
@@ -59,7 +59,7 @@ def on_compare(pinned: dict | None, *values: Any) -> tuple:
         return gr.update(value=None), gr.update(value=None), [], NOT_PINNED
     result = _comparison(pinned, list(values))
     report = result.to_dict()
-    fig_a, fig_b = figures.compare_architecture_figures(result)
+    fig_a, fig_b = figures.compare_architecture_figures(result, compact=narrow())
     return fig_a, fig_b, _table(report), _summary(report)
 
 

@@ -14,7 +14,7 @@ from resfpn.model.config import PRESET_NOTES, SKIP_OPTIONS
 from resfpn.formatting import format_count, format_mib, format_shape
 
 from .controls import config_from_controls, controls_from_config
-from .library import plot, refuse, themed, trace
+from .library import narrow, plot, refuse, themed, trace
 
 if TYPE_CHECKING:
     from resfpn.model.add import ShapeMismatchError
@@ -60,7 +60,7 @@ def architecture_outputs(config: Config, theme: str = "light") -> tuple:
     buttons = [gr.update(visible=i < len(fixes), value=fixes[i].label if i < len(fixes) else "")
                for i in range(MAX_FIXES)]
     return (
-        figures.architecture_figure(t),
+        figures.architecture_figure(t, compact=narrow()),
         figures.block_figure(t),
         figures.level_bars_figure(t),
         shape_summary(t),

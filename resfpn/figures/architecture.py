@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -12,13 +13,50 @@ from ..model.config import LEVEL_STRIDE
 from ..formatting import ceil_div, format_count, format_mib, format_shape
 from ..shapes.records import Trace
 from .kit.canvas import Canvas, add_arrow, add_box, add_label, add_nodes, add_pill
+from .kit.measure import text_size
 from .kit.highlight import Marks, add_rings, differs_hover, mark_box, place_marks
 from .kit.style import (
     BAD, BAD_FILL, DIFF, INK, LATERAL, LINE, MUTED, OFF, OK, add_status, card_layout, failure, hidden_axes, mismatch_note,
+    wrap,
 )
 
 ROW_PITCH = 11.0
-X_C, X_M, X_P = 33.0, 60.0, 84.0  # centres of the backbone, merge and pyramid columns (of 0..100)
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    """Where the columns sit (of 0..100) and how much each label says: the full map, or the compact
+    one for a phone, whose boxes hold their label on three lines and whose residual adds sit on the
+    backbone's own arrow, so no column of text stands beside it."""
+
+    x_c: float  # centre of the backbone column
+    x_m: float  # the merge column
+    x_p: float  # the pyramid column
+    compact: bool
+    row_px: int  # height per row
+
+    def box_label(self, name: str, shape: str, stride: str) -> str:
+        return f"<b>{name}</b><br>{shape}<br>{stride}" if self.compact else f"<b>{name}</b> · {shape}<br>{stride}"
+
+    def box_size(self, channels: int, positions: int) -> tuple[float, float]:
+        w, h = _box_size(channels, positions)
+        return (22.5 + 0.2 * math.log2(max(channels, 1)), 6.4) if self.compact else (w, h)
+
+    def fit(self, box: _Box) -> _Box:
+        """Compact: the box widened to hold its label at ``PHONE_PX_PER_UNIT`` (long shapes, e.g.
+        256×200×334, would otherwise widen the whole map past a phone's screen)."""
+        if not self.compact:
+            return box
+        need = (text_size(box.label, 11)[0] + 8) / PHONE_PX_PER_UNIT
+        return dataclasses.replace(box, w=max(box.w, need))
+
+
+PHONE_PX_PER_UNIT = 3.1  # a phone's ~320 px of plot over the map's 0..100
+NODE_GAP = 1.6  # data units from a compact stage's ⊕ centre to the arrows that meet it
+
+
+FULL = _Geometry(33.0, 60.0, 84.0, compact=False, row_px=80)
+COMPACT = _Geometry(14.0, 54.0, 85.5, compact=True, row_px=96)
 
 
 @dataclass
@@ -63,18 +101,18 @@ def _row(name: str) -> int:
     return fixed[name] if name in fixed else int(name[1:])
 
 
-def _level_box(t: Trace, name: str, x: float) -> _Box:
+def _level_box(t: Trace, name: str, x: float, g: _Geometry = FULL) -> _Box:
     lv = t.levels.get(name)
     y = _row(name) * ROW_PITCH
     if lv is None:
         spec = t.map.levels.get(name)
         channels, stride = (spec.channels, spec.stride) if spec else (0, LEVEL_STRIDE[name])
         _, _, h_in, w_in = t.backbone_input_shape or t.input_shape
-        w, h = _box_size(channels, ceil_div(h_in, stride) * ceil_div(w_in, stride))
-        label = f"<b>{name}</b> · not reached<br>{channels} ch · stride {stride}"
+        w, h = g.box_size(channels, ceil_div(h_in, stride) * ceil_div(w_in, stride))
+        label = g.box_label(name, "not reached", f"stride {stride}" if g.compact else f"{channels} ch · stride {stride}")
         return _Box(x, y, w, h, "off", label, f"<b>{name}</b>: not reached — the trace stopped at a mismatch")
-    w, h = _box_size(lv.shape[1], lv.shape[2] * lv.shape[3])
-    label = f"<b>{name}</b> · {format_shape(lv.shape)}<br>stride {lv.stride}"
+    w, h = g.box_size(lv.shape[1], lv.shape[2] * lv.shape[3])
+    label = g.box_label(name, format_shape(lv.shape), f"stride {lv.stride}")
     return _Box(x, y, w, h, name[0], label, _level_hover(t, name))
 
 
@@ -99,38 +137,46 @@ def _level_hover(t: Trace, name: str) -> str:
     )
 
 
-def _input_box(t: Trace) -> _Box:
+def _input_box(t: Trace, g: _Geometry = FULL) -> _Box:
     shape = t.input_shape
     label = f"<b>input</b><br>{format_shape(shape)}"
     padded = t.backbone_input_shape
+    w, h = g.box_size(shape[1], shape[2] * shape[3])
     if padded and tuple(padded) != tuple(shape):
-        label += f"<br>padded to {padded[2]}×{padded[3]}"
-    w, h = _box_size(shape[1], shape[2] * shape[3])
+        label += ("<br>padded to<br>" if g.compact else "<br>padded to ") + f"{padded[2]}×{padded[3]}"
+        h += 2.4 if g.compact else 0.0
     hover = f"<b>input</b> {format_shape(shape)}<br>memory {format_mib(4 * math.prod(shape))} (float32)"
-    return _Box(X_C, 0.0, w, h, "input", label, hover)
+    return _Box(g.x_c, 0.0, w, h, "input", label, hover)
 
 
-def _stem_box(t: Trace) -> _Box:
+def _stem_box(t: Trace, g: _Geometry = FULL) -> _Box:
     stem = t.stem
     if stem is None or stem.out_shape is None:
-        return _Box(X_C, ROW_PITCH, 12.0, 4.6, "off", "<b>stem</b> · not reached", "stem: not reached")
+        w, h = g.box_size(1, 1)
+        return _Box(g.x_c, ROW_PITCH, max(w, 12.0), 4.6, "off", "<b>stem</b> · not reached", "stem: not reached")
     s = stem.out_shape
-    w, h = _box_size(s[1], s[2] * s[3])
+    w, h = g.box_size(s[1], s[2] * s[3])
     hover = (
         f"<b>stem</b> — 7×7 stride-2 conv, BN, ReLU, 3×3 stride-2 max-pool<br>shape {format_shape(s)}, stride 4<br>"
         f"parameters {t.params.parts['stem']:,}<br>MACs {format_count(t.macs.parts['stem'])}<br>"
         f"receptive field {stem.receptive_field} px<br>activation memory {format_mib(4 * math.prod(s))} (float32)"
     )
-    return _Box(X_C, ROW_PITCH, w, h, "stem", f"<b>stem</b> · {format_shape(s)}<br>stride 4", hover)
+    return _Box(g.x_c, ROW_PITCH, w, h, "stem", g.box_label("stem", format_shape(s), "stride 4"), hover)
 
 
-def _draw_backbone(cv: Canvas, t: Trace, boxes: dict[str, _Box], marks: Marks = Marks()) -> None:
-    """Input → stem → C2…C5 arrows, with a residual-add status marker per stage."""
+def _draw_backbone(cv: Canvas, t: Trace, boxes: dict[str, _Box], marks: Marks = Marks(), g: _Geometry = FULL) -> None:
+    """Input → stem → C2…C5 arrows, with a residual-add status marker per stage: beside the column
+    with its label to the left, or (compact) on the arrow with its label to the right."""
     chain = ["input", "stem", "C2", "C3", "C4", "C5"]
     for lower, upper in zip(chain, chain[1:]):
-        reached = boxes[upper].style != "off"
-        add_arrow(cv, boxes[lower].top, boxes[upper].bottom, LINE if reached else OFF)
-    x_node = min(boxes[c].left[0] for c in chain[1:]) - 2.5
+        color = LINE if boxes[upper].style != "off" else OFF
+        tail, head = boxes[lower].top, boxes[upper].bottom
+        if g.compact and lower != "input":  # the stage's ⊕ sits on this arrow: into it, then on up
+            middle = (tail[1] + head[1]) / 2
+            add_arrow(cv, tail, (tail[0], middle - NODE_GAP), color)
+            tail = (tail[0], middle + NODE_GAP)
+        add_arrow(cv, tail, head, color)
+    x_node = g.x_c if g.compact else min(boxes[c].left[0] for c in chain[1:]) - 2.5
     nodes, rings = [], []
     for i in range(4):
         lower, upper = boxes[chain[i + 1]], boxes[chain[i + 2]]
@@ -148,17 +194,27 @@ def _draw_backbone(cv: Canvas, t: Trace, boxes: dict[str, _Box], marks: Marks = 
         differs = marks.get("stage", chain[i + 2])
         if differs:
             rings.append((x_node, y, 26 if failed else 18, differs_hover(differs)))
-        add_label(cv, x_node - 2.2, y, (f"<span style='color:{DIFF}'><b>≠</b></span> " if differs else "")
-                  + f"<b>{stage}</b> · {n}× {t.config.block}<br>{status}",
-                   color=BAD if failed else (INK if adds else MUTED), size=12, xanchor="right", align="right")
+        text = (f"<span style='color:{DIFF}'><b>≠</b></span> " if differs and not g.compact else "") + (
+            f"<b>{stage}</b> · {n} blocks" if g.compact else f"<b>{stage}</b> · {n}× {t.config.block}")
+        if g.compact:  # the block type is in the subtitle; which block failed, in the mismatch note
+            status = "✗ " + failure(t).partition(": ")[2] if failed else status.replace("residual adds: ", "adds ")
+            add_label(cv, x_node + 6.5, y, f"{text}<br>{status}", color=BAD if failed else (INK if adds else MUTED),
+                      size=11, xanchor="left", align="left")
+        else:
+            add_label(cv, x_node - 2.2, y, f"{text}<br>{status}", color=BAD if failed else (INK if adds else MUTED),
+                      size=12, xanchor="right", align="right")
     add_nodes(cv, nodes)
     add_rings(cv, rings)
 
 
-def _draw_fpn(cv: Canvas, t: Trace, boxes: dict[str, _Box], marks: Marks = Marks()) -> None:
+def _draw_fpn(cv: Canvas, t: Trace, boxes: dict[str, _Box], marks: Marks = Marks(), g: _Geometry = FULL) -> None:
     """Laterals, top-down resizes, ⊕ merges and 3×3 output convs into P levels."""
     cfg = t.config
     resize = f"×2 {cfg.upsample}" if cfg.policy != "match" else f"resize to lateral ({cfg.upsample})"
+    if g.compact and cfg.policy == "match":
+        resize = f"resize<br>({cfg.upsample})"
+    lateral, output = ("1×1", "3×3") if g.compact else ("1×1 conv", "3×3 conv")
+    X_M, X_P = g.x_m, g.x_p
     nodes, rings = [], []
     levels = list(cfg.fpn_levels)
     for c in levels:
@@ -168,7 +224,7 @@ def _draw_fpn(cv: Canvas, t: Trace, boxes: dict[str, _Box], marks: Marks = Marks
         reached_lateral = bool(t.level_sources(p))
         color = OFF if not reached_lateral else LINE
         add_arrow(cv, boxes[c].right, (X_M - 1.6, y), color)
-        add_pill(cv, (boxes[c].right[0] + X_M) / 2, y, **marks.pill("lateral", p, "1×1 conv"))
+        add_pill(cv, (boxes[c].right[0] + X_M) / 2, y, **marks.pill("lateral", p, lateral, sign=not g.compact))
         if top:
             nodes.append((X_M, y, LATERAL if reached_lateral else OFF, 12,
                           f"lateral({c}) starts the top-down path (no addition here)"))
@@ -180,22 +236,26 @@ def _draw_fpn(cv: Canvas, t: Trace, boxes: dict[str, _Box], marks: Marks = Marks
                 rings.append((X_M, y, 34 if big else 26, differs_hover(differs)))
             above = (_row(c) + 1) * ROW_PITCH
             add_arrow(cv, (X_M, above - 1.6), (X_M, y + (2.2 if big else 1.6)), LINE if merge else OFF)
-            add_pill(cv, X_M + 1.0, (y + above) / 2, **marks.pill("resize", p, resize), xanchor="left")
-            if big:
+            add_pill(cv, X_M + 1.0, (y + above) / 2, **marks.pill("resize", p, resize, sign=not g.compact), xanchor="left")
+            if big and not g.compact:  # compact: the red node and the mismatch note say it (no room beside)
                 add_label(cv, X_M - 2.6, y - 2.6, f"<b>✗ {failure(t)}</b>", BAD, xanchor="right", yanchor="top")
         out_reached = p in t.levels
         add_arrow(cv, (X_M + 1.6, y), boxes[p].left, LINE if out_reached else OFF)
-        add_pill(cv, (X_M + boxes[p].left[0]) / 2 + 1.0, y, **marks.pill("output", p, "3×3 conv"))
+        add_pill(cv, (X_M + boxes[p].left[0]) / 2 + (2.5 if g.compact else 1.0), y, **marks.pill("output", p, output, sign=not g.compact))
     add_nodes(cv, nodes)
     add_rings(cv, rings)
-    _draw_extra_levels(cv, t, boxes, marks)
+    _draw_extra_levels(cv, t, boxes, marks, g)
 
 
-def _draw_extra_levels(cv: Canvas, t: Trace, boxes: dict[str, _Box], marks: Marks = Marks()) -> None:
+def _draw_extra_levels(cv: Canvas, t: Trace, boxes: dict[str, _Box], marks: Marks = Marks(),
+                       g: _Geometry = FULL) -> None:
     cfg = t.config
+    X_P = g.x_p
     if "P6" in boxes:
         label = {"p5-conv": "3×3 conv, stride 2", "c5-conv": "3×3 conv on C5, stride 2",
                  "maxpool": "max-pool, stride 2"}
+        if g.compact:  # left of the pyramid column, where nothing else stands above C5
+            label = {"p5-conv": "3×3 conv, stride 2", "c5-conv": "3×3 on C5, s2", "maxpool": "max-pool, stride 2"}
         source = boxes["C5"] if cfg.p6 == "c5-conv" else boxes["P5"]
         color = LINE if "P6" in t.levels else OFF
         if cfg.p6 == "c5-conv":
@@ -205,15 +265,16 @@ def _draw_extra_levels(cv: Canvas, t: Trace, boxes: dict[str, _Box], marks: Mark
                      **marks.pill("extra", "P6", label[cfg.p6]))
         else:
             add_arrow(cv, source.top, boxes["P6"].bottom, color)
-            add_pill(cv, X_P + 1.0, (source.top[1] + boxes["P6"].bottom[1]) / 2,
-                     **marks.pill("extra", "P6", label[cfg.p6]), xanchor="left")
+            add_pill(cv, X_P + (-1.0 if g.compact else 1.0), (source.top[1] + boxes["P6"].bottom[1]) / 2,
+                     **marks.pill("extra", "P6", label[cfg.p6]), xanchor="right" if g.compact else "left")
     if "P7" in boxes:
         add_arrow(cv, boxes["P6"].top, boxes["P7"].bottom, LINE if "P7" in t.levels else OFF)
-        add_pill(cv, X_P + 1.0, (boxes["P6"].top[1] + boxes["P7"].bottom[1]) / 2,
-                 **marks.pill("extra", "P7", "ReLU, 3×3 conv, stride 2"), xanchor="left")
+        add_pill(cv, X_P + (-1.0 if g.compact else 1.0), (boxes["P6"].top[1] + boxes["P7"].bottom[1]) / 2,
+                 **marks.pill("extra", "P7", "ReLU, 3×3 conv, stride 2"), xanchor="right" if g.compact else "left")
 
 
-def architecture_figure(t: Trace, *, highlight: Iterable[str] | None = None, title_prefix: str = "") -> go.Figure:
+def architecture_figure(t: Trace, *, highlight: Iterable[str] | None = None, title_prefix: str = "",
+                        compact: bool = False) -> go.Figure:
     """Architecture map: input → stem → C2…C5 up the left, the FPN and P levels on the right.
 
     Args:
@@ -223,42 +284,58 @@ def architecture_figure(t: Trace, *, highlight: Iterable[str] | None = None, tit
             ``figures.compare_highlight(report, "a")``. Each is drawn with a magenta outline and
             "≠", and a legend note says how many; None (not a comparison) draws neither.
         title_prefix: e.g. "A" gives the title "A: Architecture map".
+        compact: the layout for a phone (about 330 px of plot): the same map, its labels shorter and
+            on more lines, its residual adds on the backbone's arrow; ``layout.meta.min_width`` says
+            how narrow either can be drawn.
     """
     cfg = t.config
+    g = COMPACT if compact else FULL
     marks = place_marks(t, highlight)
-    boxes = {"input": _input_box(t), "stem": _stem_box(t)}
-    boxes |= {c: _level_box(t, c, X_C) for c in cfg.backbone_levels}
-    boxes |= {p: _level_box(t, p, X_P) for p in cfg.pyramid_levels}
+    boxes = {"input": _input_box(t, g), "stem": _stem_box(t, g)}
+    boxes |= {c: _level_box(t, c, g.x_c, g) for c in cfg.backbone_levels}
+    boxes |= {p: _level_box(t, p, g.x_p, g) for p in cfg.pyramid_levels}
+    boxes = {name: g.fit(b) for name, b in boxes.items()}
     cv = Canvas()
     for name, b in boxes.items():
         differs = marks.get("level", name)
         add_box(cv, b.x, b.y, b.w, b.h, b.style, b.hover + (f"<br>{differs_hover(differs)}" if differs else ""),
                 dash="dash" if b.style == "off" else "solid")
-        add_label(cv, b.x, b.y, b.label, color=MUTED if b.style == "off" else INK, size=12)
+        add_label(cv, b.x, b.y, b.label, color=MUTED if b.style == "off" else INK, size=11 if g.compact else 12)
         if differs:
-            mark_box(cv, b.x, b.y, b.w, b.h)
-    _draw_backbone(cv, t, boxes, marks)
-    _draw_fpn(cv, t, boxes, marks)
+            mark_box(cv, b.x, b.y, b.w, b.h, badge=not g.compact)
+    _draw_backbone(cv, t, boxes, marks, g)
+    _draw_fpn(cv, t, boxes, marks, g)
     top = max(_row(n) for n in boxes) * ROW_PITCH
-    add_label(cv, X_C, top + 7.5, "<b>ResNet backbone</b> (bottom-up)", MUTED)
-    add_label(cv, (X_M + X_P) / 2 + 2, top + 7.5, "<b>FPN</b> (top-down + lateral)", MUTED)
-    add_label(cv, 99, -9.5, "⊕ green: operands agree · red: mismatch · grey dashed: not reached · "
-               "hover a box for parameters, MACs, receptive field, memory", MUTED, size=11,
-               xanchor="right", yanchor="bottom")
-    bottom = -10.5
-    if marks.shown:  # one more line under the legend
-        bottom = -13.5
-        add_label(cv, 99, -13.2, marks.legend(), DIFF, size=11, xanchor="right", yanchor="bottom", align="right")
+    if g.compact:
+        add_label(cv, 1.0, top + 7.5, "<b>Backbone</b> ↑", MUTED, xanchor="left")
+        add_label(cv, (g.x_m + g.x_p) / 2 + 2, top + 7.5, "<b>FPN</b> ↓", MUTED)
+        legend, legend_lines = "⊕ green: operands agree<br>red: mismatch · grey dashed: not reached<br>tap a box for details", 3
+    else:
+        add_label(cv, g.x_c, top + 7.5, "<b>ResNet backbone</b> (bottom-up)", MUTED)
+        add_label(cv, (g.x_m + g.x_p) / 2 + 2, top + 7.5, "<b>FPN</b> (top-down + lateral)", MUTED)
+        legend, legend_lines = ("⊕ green: operands agree · red: mismatch · grey dashed: not reached · "
+                                "hover a box for parameters, MACs, receptive field, memory"), 1
+    line = 3.0 * 80 / g.row_px  # one 11 px line, in data units
+    bottom = -7.5 - line * legend_lines
+    add_label(cv, 99, bottom + 1.0, legend, MUTED, size=11, xanchor="right", yanchor="bottom", align="right")
+    if marks.shown:  # more lines under the legend
+        text = wrap(marks.legend(), 46) if g.compact else marks.legend()
+        bottom -= line * (text.count("<br>") + 1 if g.compact else 1)
+        add_label(cv, 99, bottom + 0.3, text, DIFF, size=11, xanchor="right", yanchor="bottom", align="right")
     if t.mismatch:
-        cv.notes.append(dict(x=99, y=ROW_PITCH * 0.95, text=mismatch_note(t), showarrow=False, align="left",
-                           xanchor="right", font=dict(size=12, color=BAD), bgcolor=BAD_FILL,
-                           bordercolor=BAD, borderwidth=1.5, borderpad=6))
+        text = wrap("Shape mismatch — " + t.mismatch.headline, 34) if g.compact else mismatch_note(t)
+        cv.notes.append(dict(x=99, y=ROW_PITCH * (0.5 if g.compact else 0.95), text=text, showarrow=False, align="left",
+                             xanchor="right", font=dict(size=11 if g.compact else 12, color=BAD), bgcolor=BAD_FILL,
+                             bordercolor=BAD, borderwidth=1.5, borderpad=6))
     subtitle = (f"input {cfg.input_height}×{cfg.input_width}, {cfg.block} blocks {list(cfg.blocks)}, "
                 f"widths {list(cfg.widths)}, skip {cfg.skip}; FPN d={cfg.fpn_width} on {cfg.fpn_levels[0]}–C5, "
                 f"{cfg.upsample}, policy {cfg.policy}")
     rows = max(_row(n) for n in boxes) + 1
     return cv.figure(card_layout(
         f"{title_prefix}: Architecture map" if title_prefix else "Architecture map",
-        180 + 80 * rows + (24 if marks.shown else 0), subtitle, margin=dict(l=10, r=10, t=70, b=6),
+        180 + g.row_px * rows + 16 * (legend_lines - 1) + (24 + 16 * (text.count("<br>") if g.compact else 0)
+                                                            if marks.shown else 0),
+        subtitle, margin=dict(l=6, r=6, t=106, b=6) if g.compact else dict(l=10, r=10, t=70, b=6),
         xaxis=hidden_axes() | dict(range=[0, 100]), yaxis=hidden_axes() | dict(range=[bottom, top + 10]),
+        subtitle_chars=36 if g.compact else None,
     ))

@@ -49,16 +49,17 @@ def compare_highlight(report: dict[str, Any], side: str) -> list[str]:
     return names
 
 
-def compare_architecture_figures(comparison: Comparison) -> tuple[go.Figure, go.Figure]:
+def compare_architecture_figures(comparison: Comparison, compact: bool = False) -> tuple[go.Figure, go.Figure]:
     """A's and B's architecture maps, titled "A: …" and "B: …", each marking what differs from the
-    other with "≠"; a side refused before its trace gets a card with its error instead."""
+    other with "≠"; a side refused before its trace gets a card with its error instead. ``compact``:
+    laid out for a phone (see ``architecture_figure``)."""
     figures = []
     for key, side in zip(SIDES, (comparison.a, comparison.b)):
         if side.trace is None:
             figures.append(_message_figure(f"{side.name}: Architecture map", side.error or "no design"))
         else:
             figures.append(architecture_figure(side.trace, highlight=compare_highlight(comparison.traces, key),
-                                               title_prefix=side.name))
+                                               title_prefix=side.name, compact=compact))
     return figures[0], figures[1]
 
 

@@ -53,12 +53,14 @@ class Marks:
             text += "<br>also differs, not drawn: " + ", ".join(self.unplaced[:4]) + more
         return text
 
-    def pill(self, kind: str, where: str, text: str) -> dict[str, Any]:
-        """Keyword arguments of ``add_pill`` for the pill ``text``, marked if it differs."""
+    def pill(self, kind: str, where: str, text: str, sign: bool = True) -> dict[str, Any]:
+        """Keyword arguments of ``add_pill`` for the pill ``text``, marked if it differs (in magenta,
+        and with "≠" unless ``sign=False``, where there is no room for it, as on a phone)."""
         names = self.get(kind, where)
         if not names:
             return dict(text=text)
-        return dict(text=f"≠ {text}", color=DIFF, border=DIFF, border_width=2, hovertext=differs_hover(names))
+        return dict(text=f"≠ {text}" if sign else text, color=DIFF, border=DIFF, border_width=2,
+                    hovertext=differs_hover(names))
 
 
 def differs_hover(names: list[str]) -> str:
@@ -115,12 +117,14 @@ def place_marks(t: Trace, names: Iterable[str] | None) -> Marks:
     return Marks(dict(at), unplaced, shown=True)
 
 
-def mark_box(cv: Canvas, x: float, y: float, w: float, h: float) -> None:
-    """A magenta outline around the box centred at (x, y), with "≠" on its top-right corner."""
+def mark_box(cv: Canvas, x: float, y: float, w: float, h: float, badge: bool = True) -> None:
+    """A magenta outline around the box centred at (x, y), with "≠" on its top-right corner
+    (``badge=False``: the outline alone, where the corner has no room, as on a phone)."""
     pad = 0.9
     cv.shapes.append(dict(type="rect", xref="x", yref="y", x0=x - w / 2 - pad, x1=x + w / 2 + pad,
                           y0=y - h / 2 - pad, y1=y + h / 2 + pad, line=dict(color=DIFF, width=3)))
-    add_label(cv, x + w / 2 + pad, y + h / 2 + pad, "<b>≠</b>", ON_MARK, size=14, bgcolor=DIFF, borderpad=1)
+    if badge:
+        add_label(cv, x + w / 2 + pad, y + h / 2 + pad, "<b>≠</b>", ON_MARK, size=14, bgcolor=DIFF, borderpad=1)
 
 
 def add_rings(cv: Canvas, rings: list[tuple[float, float, int, str]]) -> None:

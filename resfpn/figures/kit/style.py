@@ -64,10 +64,12 @@ PART_LABEL = {"fpn.lateral": "FPN<br>lateral", "fpn.output": "FPN<br>output", "f
 SUBTITLE_CHARS = 96
 
 
-def card_layout(title: str, height: int, subtitle: str = "", **extra: Any) -> dict[str, Any]:
-    """Layout shared by every figure: explicit height, white card, minimal template."""
+def card_layout(title: str, height: int, subtitle: str = "", subtitle_chars: int | None = None,
+                **extra: Any) -> dict[str, Any]:
+    """Layout shared by every figure: explicit height, white card, minimal template. The subtitle is
+    wrapped at ``subtitle_chars`` (default ``SUBTITLE_CHARS``; fewer for a phone)."""
     if subtitle:  # wrapped, so the figure's measured width does not follow one long line
-        lines = [subtitle] if "<" in subtitle else wrap(subtitle, SUBTITLE_CHARS).split("<br>")
+        lines = [subtitle] if "<" in subtitle else wrap(subtitle, subtitle_chars or SUBTITLE_CHARS).split("<br>")
         title += "".join(f"<br><span style='font-size:13px;color:{MUTED}'>{line}</span>" for line in lines)
     meta = extra.get("meta")
     if isinstance(meta, dict) and "min_width" in meta:  # a figure's measured width holds its title too
