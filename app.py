@@ -5,7 +5,6 @@ The page's parts live in ``ui/`` (one module per view); the logic lives in ``res
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 
@@ -127,11 +126,9 @@ if __name__ == "__main__":
 
     from ui.rest import FillDefaults
 
-    # Refusals are one line each (ui.library.refuse); Gradio prints unexpected exceptions' tracebacks.
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.getLogger("resfpn").addHandler(handler)
-    logging.getLogger("resfpn").setLevel(logging.INFO)
+    from ui.library import log_to_stderr
+
+    log_to_stderr()  # refusals one line each; Gradio prints unexpected exceptions' tracebacks
     demo.launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         max_file_size=MAX_UPLOAD_BYTES,  # real checkpoints: torchvision's Faster R-CNN file is 160 MB

@@ -230,3 +230,23 @@ def test_remember_keeps_a_streaming_handler_streaming():
     with pytest.raises(gr.Error):
         list(wrapped(1))
     assert take("stream-test") == ("Weights unavailable", "the download failed: try again")
+
+
+def test_a_refusal_is_printed_once_even_after_a_library_configures_the_root_logger():
+    import io
+    import logging
+
+    from ui.library import log_to_stderr, refuse
+
+    ours, roots = io.StringIO(), io.StringIO()
+    handler = log_to_stderr(ours)
+    root = logging.StreamHandler(roots)
+    logging.getLogger().addHandler(root)  # as logging.basicConfig() in any library would
+    try:
+        refuse("P7 needs a P6", "Configuration refused")
+    finally:
+        logging.getLogger().removeHandler(root)
+        logging.getLogger("resfpn").removeHandler(handler)
+        logging.getLogger("resfpn").propagate = True
+    assert ours.getvalue().count("refused: Configuration refused: P7 needs a P6") == 1
+    assert roots.getvalue() == ""

@@ -71,6 +71,19 @@ def warm_up() -> None:
 _FOLLOWING: ContextVar[bool] = ContextVar("following", default=False)
 
 
+def log_to_stderr(stream: Any = None) -> logging.Handler:
+    """The server's log: resfpn's records, a line each, to ``stream`` (stderr). They do not also
+    propagate to the root logger, which a library may configure at any time (one did, mid-session,
+    and every refusal was printed twice)."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("resfpn")
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    root.propagate = False
+    return handler
+
+
 def refuse(message: str, title: str, toast: bool = True) -> gr.Error:
     """A refusal the user can act on: one line in the server's log, no traceback (an unexpected
     exception, anything but this, keeps its traceback). ``toast=False``: the page shows no pop-up,
