@@ -250,9 +250,10 @@ def test_figures_fit_their_text(browser, served_app, width, theme):
         page.wait_for_timeout(300)
         _fits(page, elem_id)
         page.locator(f"#{elem_id}").screenshot(path=str(ARTIFACTS / f"fit-{elem_id}-{tag}.png"))
-    if phone:
-        page.get_by_role("tab", name="Architecture", exact=True).click()
-        _no_sideways_scroll(page, "arch-plot")
+    if phone:  # the maps are laid out for the screen, not scrolled
+        for tab, elem_id in [("Architecture", "arch-plot"), ("Residual blocks", "block-plot"), ("Levels", "bars-plot")]:
+            page.get_by_role("tab", name=tab, exact=True).click()
+            _no_sideways_scroll(page, elem_id)
     # The design space: its map, cost curves and sweep (the sweep's labels placed for its measured width).
     page.get_by_role("tab", name="Space", exact=True).click()
     page.wait_for_function("() => { const t = document.querySelector('#space-sweep .js-plotly-plot');"

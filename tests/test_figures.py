@@ -363,3 +363,28 @@ def test_compact_comparison_maps_fit_a_phone():
                  (Config(), Config.preset("retinanet"))]:
         for fig in compare_architecture_figures(compare(a, b), compact=True):
             assert fig.layout.meta["min_width"] <= PHONE_PLOT_PX
+
+
+@pytest.mark.parametrize("name", ["reference", "resnet50", "option-a", "option-a-shrinks"])
+def test_compact_block_view_fits_a_phone(name):
+    """On a phone the four stage transitions stand one above the other, each as wide as the screen."""
+    t = traced(name)
+    full, compact = block_figure(t), block_figure(t, compact=True)
+    assert full.layout.meta["min_width"] > 700
+    assert compact.layout.meta["min_width"] <= PHONE_PLOT_PX, compact.layout.meta["min_width"]
+    words = [[" ".join(re.sub("<br>", " ", x).split()) for x in annotation_texts(f)] for f in (full, compact)]
+    assert sorted(words[0]) == sorted(words[1])  # the same words, on more lines
+    assert all(a.font.size is None or a.font.size >= 10 for a in compact.layout.annotations)
+
+
+@pytest.mark.parametrize("name", ["reference", "resnet50", "retinanet", "option-a-shrinks"])
+def test_compact_level_bars_run_across_on_a_phone(name):
+    """On a phone the bars run across, levels and parts down the side: every level and part still
+    has its bar and its label, within a phone's width."""
+    t = traced(name)
+    full, compact = level_bars_figure(t), level_bars_figure(t, compact=True)
+    assert full.layout.meta["min_width"] > 550
+    assert compact.layout.meta["min_width"] <= PHONE_PLOT_PX, compact.layout.meta["min_width"]
+    for a, b in zip(full.data, compact.data):
+        assert b.orientation == "h" and list(a.text) == list(b.text)
+        assert list(a.y) == list(b.x) and [x.replace("<br>", " ") for x in a.x] == list(b.y)

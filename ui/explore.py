@@ -61,8 +61,8 @@ def architecture_outputs(config: Config, theme: str = "light") -> tuple:
                for i in range(MAX_FIXES)]
     return (
         figures.architecture_figure(t, compact=narrow()),
-        figures.block_figure(t),
-        figures.level_bars_figure(t),
+        figures.block_figure(t, compact=narrow()),
+        figures.level_bars_figure(t, compact=narrow()),
         shape_summary(t),
         mismatch_markdown(t.mismatch),
         skip_explanation(config.skip),

@@ -2,16 +2,39 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import plotly.graph_objects as go
 
 from ..model.config import SKIP_OPTIONS
 from ..formatting import format_count, format_shape
 from ..shapes.records import ModuleRecord, Trace
 from .kit.canvas import Canvas, add_arrow, add_box, add_label, add_nodes, add_pill
-from .kit.style import BAD, F_COLOR, GRID, INK, LINE, MUTED, OFF, OFF_FILL, S_COLOR, add_status, card_layout, failure, hidden_axes
+from .kit.style import (
+    BAD, F_COLOR, GRID, INK, LINE, MUTED, OFF, OFF_FILL, S_COLOR, add_status, card_layout, failure, hidden_axes, wrap,
+)
 
 SLOT, STEP_W = 25.0, 10.4  # width of one stage's panel (of 0..100) and of a step's box
 Y_IN, Y_ADD, Y_OUT, STEP_H = 6.0, 76.0, 90.0, 8.5
+ROW_H = 116.0  # data units per row of panels (a panel spans -5.5..105 of its row)
+
+
+@dataclass(frozen=True)
+class _Panel:
+    """Where one stage's panel sits: its left edge and width (of 0..100) and its row's y offset.
+    Four in a row (a desktop), or two by two (a phone), the same drawing scaled."""
+
+    x0: float
+    slot: float = SLOT
+    y0: float = 0.0
+
+    def x(self, share: float) -> float:
+        """The x at ``share`` of the panel's width."""
+        return self.x0 + share * self.slot
+
+    @property
+    def scale(self) -> float:
+        return self.slot / SLOT
 
 
 def _kernel_stride(m: ModuleRecord) -> tuple[int, int]:
@@ -62,12 +85,13 @@ def _step_ys(n: int) -> list[float]:
     return [(lo + hi) / 2] if n == 1 else [lo + i * (hi - lo) / (n - 1) for i in range(n)]
 
 
-def _draw_column(cv: Canvas, steps: list, x: float, style: str) -> tuple[float, float]:
+def _draw_column(cv: Canvas, steps: list, x: float, style: str, p: _Panel) -> tuple[float, float]:
     """Boxes for one path from the block input up, joined by arrows; returns the top of the last box."""
-    tail = (x, Y_IN + 3.5)
+    tail = (x, p.y0 + Y_IN + 3.5)
     for (title, m, hover), y in zip(steps, _step_ys(len(steps))):
+        y += p.y0
         add_arrow(cv, tail, (x, y - STEP_H / 2))
-        add_box(cv, x, y, STEP_W, STEP_H, style, hover)
+        add_box(cv, x, y, STEP_W * p.scale, STEP_H, style, hover)
         shape = format_shape(m.out_shape) if m.out_shape else "not produced"
         add_label(cv, x, y, f"<b>{title}</b><br>{shape}", size=11, bgcolor="rgba(255,255,255,0.8)" if
                    m.kind == "shortcut-zero-pad" else None)
@@ -75,28 +99,30 @@ def _draw_column(cv: Canvas, steps: list, x: float, style: str) -> tuple[float, 
     return tail
 
 
-def _draw_skip(cv: Canvas, t: Trace, block: str, x: float) -> tuple[float, float]:
+def _draw_skip(cv: Canvas, t: Trace, block: str, x: float, p: _Panel) -> tuple[float, float]:
     """S(x): a plain line for identity, else its boxes; returns the top of the path."""
     steps = _skip_steps(t, block)
     if not steps:
-        y = _step_ys(1)[0]
-        cv.shapes.append(dict(type="line", x0=x, x1=x, y0=Y_IN + 3.5, y1=y + STEP_H / 2,
+        y = p.y0 + _step_ys(1)[0]
+        cv.shapes.append(dict(type="line", x0=x, x1=x, y0=p.y0 + Y_IN + 3.5, y1=y + STEP_H / 2,
                                line=dict(color=LINE, width=1.8)))
         add_pill(cv, x, y, "identity")
         return x, y + STEP_H / 2
-    top = _draw_column(cv, steps, x, "S")
+    top = _draw_column(cv, steps, x, "S", p)
     if steps[0][1].kind == "shortcut-zero-pad":
-        _draw_zero_pad(cv, steps[0][1], x, STEP_W)
+        _draw_zero_pad(cv, steps[0][1], x, STEP_W * p.scale, p)
     return top
 
 
-def _draw_zero_pad(cv: Canvas, short: ModuleRecord, x: float, w: float) -> None:
+def _draw_zero_pad(cv: Canvas, short: ModuleRecord, x: float, w: float, p: _Panel) -> None:
     """Overdraw an Option A box: the real channels, then hatched zero channels, to scale."""
     cin = short.in_shape[1]
     cout = (short.out_shape or short.in_shape)[1]
-    pad, y = cout - cin, _step_ys(1)[0]
+    pad, y = cout - cin, p.y0 + _step_ys(1)[0]
     if pad <= 0:
-        add_pill(cv, x, y - STEP_H / 2 - 1.5, "+0 zero channels:<br>A cannot remove channels", BAD, yanchor="top")
+        text = "+0 zero channels:<br>A cannot<br>remove channels" if p.slot > SLOT else \
+            "+0 zero channels:<br>A cannot remove channels"
+        add_pill(cv, x, y - STEP_H / 2 - 1.5, text, BAD, yanchor="top")
         return
     x_split = x - w / 2 + w * cin / cout
     x_right, y0, y1 = x + w / 2, y - STEP_H / 2, y + STEP_H / 2
@@ -109,51 +135,64 @@ def _draw_zero_pad(cv: Canvas, short: ModuleRecord, x: float, w: float) -> None:
     add_pill(cv, x, y0 - 2.5, f"{cin} real | +{pad} zero channels", S_COLOR, yanchor="top")
 
 
-def _block_panel(cv: Canvas, t: Trace, stage_index: int) -> None:
+def _block_panel(cv: Canvas, t: Trace, stage_index: int, p: _Panel) -> None:
     path = t.transition_block(t.config.backbone_levels[stage_index])
-    site, x0 = t.map.site[path], stage_index * SLOT
+    site, y0 = t.map.site[path], p.y0
     block = t.module(path)
-    x_f, x_s, x_mid = x0 + 6.8, x0 + 18.2, x0 + SLOT / 2
+    x_f, x_s, x_mid = p.x(6.8 / SLOT), p.x(18.2 / SLOT), p.x(0.5)
+    wide = p.slot - 3 * p.scale  # the input and output boxes
     if block is None:
-        add_box(cv, x_mid, 50, SLOT - 3, 84, "off", f"{site}: not reached — the trace stopped earlier", "dash")
-        add_label(cv, x_mid, 100, f"<b>{site}</b>", MUTED)
-        add_label(cv, x_mid, 50, "not reached", MUTED, size=14)
+        add_box(cv, x_mid, y0 + 50, wide, 84, "off", f"{site}: not reached — the trace stopped earlier", "dash")
+        add_label(cv, x_mid, y0 + 100, f"<b>{site}</b>", MUTED)
+        add_label(cv, x_mid, y0 + 50, "not reached", MUTED, size=14)
         return
     out = block.out_shape
     title = f"<b>{site}</b><br>{format_shape(block.in_shape)} → " + (
         format_shape(out) if out else "✗ not produced")
-    add_label(cv, x_mid, 100, title, BAD if out is None else INK, yanchor="middle")
-    add_box(cv, x_mid, Y_IN, SLOT - 3, 7, "input", f"block input x: {format_shape(block.in_shape)}")
-    add_label(cv, x_mid, Y_IN, f"<b>x</b> · {format_shape(block.in_shape)}", size=12)
-    f_top = _draw_column(cv, _residual_steps(t, path), x_f, "F")
-    s_top = _draw_skip(cv, t, path, x_s)
+    add_label(cv, x_mid, y0 + 100, title, BAD if out is None else INK, yanchor="middle")
+    add_box(cv, x_mid, y0 + Y_IN, wide, 7, "input", f"block input x: {format_shape(block.in_shape)}")
+    add_label(cv, x_mid, y0 + Y_IN, f"<b>x</b> · {format_shape(block.in_shape)}", size=12)
+    f_top = _draw_column(cv, _residual_steps(t, path), x_f, "F", p)
+    s_top = _draw_skip(cv, t, path, x_s, p)
     add = next(iter(t.additions_in(path)), None)
     color, hover = add_status(add, f"{site} residual add")
     failed = add is not None and not add.ok
-    add_arrow(cv, f_top, (x_mid - 1.4, Y_ADD - 1.6))
-    add_arrow(cv, s_top, (x_mid + 1.4, Y_ADD - 1.6))
-    add_label(cv, x_f - 1, Y_ADD - 3, "<b>F(x)</b>", F_COLOR, xanchor="right")
-    add_label(cv, x_s + 1, Y_ADD - 3, "<b>S(x)</b>", S_COLOR, xanchor="left")
-    add_nodes(cv, [(x_mid, Y_ADD, color, 32 if failed else 26, hover)])
+    y_add = y0 + Y_ADD
+    add_arrow(cv, f_top, (x_mid - 1.4, y_add - 1.6))
+    add_arrow(cv, s_top, (x_mid + 1.4, y_add - 1.6))
+    add_label(cv, x_f - 1, y_add - 3, "<b>F(x)</b>", F_COLOR, xanchor="right")
+    add_label(cv, x_s + 1, y_add - 3, "<b>S(x)</b>", S_COLOR, xanchor="left")
+    add_nodes(cv, [(x_mid, y_add, color, 32 if failed else 26, hover)])
     if failed:
-        add_label(cv, x_mid, Y_ADD + 5.5, f"<b>✗ {failure(t)}</b>", BAD)
+        add_label(cv, x_mid, y_add + 5.5, f"<b>✗ {failure(t)}</b>", BAD)
         return
-    add_arrow(cv, (x_mid, Y_ADD + 2), (x_mid, Y_OUT - 3.5))
-    add_box(cv, x_mid, Y_OUT, SLOT - 3, 7, "C", f"block output ReLU(F(x) + S(x)): {format_shape(out)}")
-    add_label(cv, x_mid, Y_OUT, f"<b>ReLU(F+S)</b> · {format_shape(out)}", size=12)
+    add_arrow(cv, (x_mid, y_add + 2), (x_mid, y0 + Y_OUT - 3.5))
+    add_box(cv, x_mid, y0 + Y_OUT, wide, 7, "C", f"block output ReLU(F(x) + S(x)): {format_shape(out)}")
+    add_label(cv, x_mid, y0 + Y_OUT, f"<b>ReLU(F+S)</b> · {format_shape(out)}", size=12)
 
 
-def block_figure(t: Trace) -> go.Figure:
-    """Residual block view: F(x) and S(x) side by side for the first block of each stage."""
+def block_figure(t: Trace, compact: bool = False) -> go.Figure:
+    """Residual block view: F(x) and S(x) side by side for the first block of each stage, the four
+    stages in a row, or (``compact``, a phone) one above the other, each as wide as the screen."""
     cv = Canvas()
+    cols = 1 if compact else 4
+    rows = 4 // cols
     for i in range(4):
-        _block_panel(cv, t, i)
-    add_label(cv, 99, -5, "each conv (skip convs too) is followed by BN, and by ReLU except the last; "
-               "/2 = stride 2; hover for details", MUTED, size=11, xanchor="right", yanchor="bottom")
+        row, col = divmod(i, cols)
+        _block_panel(cv, t, i, _Panel(x0=col * 100 / cols, slot=100 / cols, y0=(rows - 1 - row) * ROW_H))
+    note = ("each conv (skip convs too) is followed by BN, and by ReLU except the last; "
+            "/2 = stride 2; hover for details")
+    if compact:
+        add_label(cv, 99, -5, wrap(note, 48), MUTED, size=11, xanchor="right", yanchor="top", align="right")
+    else:
+        add_label(cv, 99, -5, note, MUTED, size=11, xanchor="right", yanchor="bottom")
     skip = t.config.skip
     subtitle = (f"first block of each stage; y = ReLU(F(x) + S(x)); "
                 f"skip option {skip}: {SKIP_OPTIONS[skip].split(':')[0]}")
+    bottom = -5.5 - (7.0 if compact else 0.0)  # the note's three lines, under the last panel
+    top = (rows - 1) * ROW_H + 105
     return cv.figure(card_layout(
-        "Residual blocks", 620, subtitle, margin=dict(l=10, r=10, t=70, b=6),
-        xaxis=hidden_axes() | dict(range=[0, 100]), yaxis=hidden_axes() | dict(range=[-5.5, 105]),
+        "Residual blocks", 2050 if compact else 620, subtitle, margin=dict(l=6, r=6, t=110, b=6) if compact
+        else dict(l=10, r=10, t=70, b=6), subtitle_chars=36 if compact else None,
+        xaxis=hidden_axes() | dict(range=[0, 100]), yaxis=hidden_axes() | dict(range=[bottom, top]),
     ))
