@@ -129,6 +129,11 @@ def test_errors_stay_where_they_happened(browser, served_app, width, theme):
     page.wait_for_selector("#image img")
     page.click("#weights input")
     page.locator("[role=option]", has_text="ImageNet").first.click()
+    for elem_id in ("preset", "weights", "p6"):  # a long choice ends in "…" before the arrow, not under it
+        if elem_id == "p6":
+            _unfold(page, elem_id, "FPN")
+        box = page.evaluate(DROPDOWN_JS, elem_id)
+        assert box["text_right"] <= box["arrow_left"] + 1 and box["ellipsis"], f"{elem_id}: {box}"
     page.click("#run")
     page.wait_for_function("() => document.querySelector('#run-status').innerText.includes('not available')")
     status = page.inner_text("#run-status")
@@ -152,6 +157,12 @@ def test_errors_stay_where_they_happened(browser, served_app, width, theme):
     assert "refused: Configuration refused: p7=True needs a P6" in log
     assert "refused: Run refused: this run would need" in log
     assert log.count("Traceback") == tracebacks
+
+
+DROPDOWN_JS = """(id) => { const root = document.querySelector(`#${id}`), input = root.querySelector('input');
+  const st = getComputedStyle(input), arrow = root.querySelector('.icon-wrap').getBoundingClientRect();
+  return {text_right: input.getBoundingClientRect().right - parseFloat(st.paddingRight), arrow_left: arrow.left,
+          ellipsis: input.scrollWidth <= input.clientWidth || st.textOverflow === 'ellipsis'}; }"""
 
 
 def _wait_plot_text(page, elem_id: str, needle: str) -> None:

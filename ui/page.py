@@ -50,7 +50,7 @@ CSS = """
   #intro p { display: none; }
   #controls { min-width: 100% !important; }
 }
-#preset input { padding-right: 2.2em; text-overflow: ellipsis; }
+#preset input, #weights input, #p6 input { padding-right: 2.2em; text-overflow: ellipsis; }  /* clear of the arrow */
 .refusal { border-left: 4px solid #dc2626; padding-left: 0.6em; }
 """
 
