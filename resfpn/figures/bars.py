@@ -120,7 +120,7 @@ def level_bars_figure(t: Trace, compact: bool = False) -> go.Figure:
     bar_px = max(text_size(x, 11)[0] for x in labels) + 8
     title_px = max(text_size(x, 13)[0] + 12 for x in titles)
     if compact:  # part names down the side; a bar's label beside it, in the headroom left for it
-        side_px = max(text_size(x.replace("<br>", " "), 12)[0] for x in labels + names) + 14
+        side_px = max(text_size(x.replace("<br>", " "), 12)[0] for x in names + [PART_LABEL.get(p, p) for p in parts]) + 14
         margin = dict(l=round(side_px), r=12, t=120, b=30)
         panel_px = max(title_px, 3.2 * bar_px)  # the label fits the headroom (~30 % of the axis)
         height = 22 * sum(heights) + 60 * 6 + 180
@@ -131,5 +131,5 @@ def level_bars_figure(t: Trace, compact: bool = False) -> go.Figure:
         height = PANEL_PX * 6 + 160
     width = margin["l"] + margin["r"] + panel_px
     fig.update_layout(card_layout("Levels and parts", height, subtitle, margin=margin, bargap=0.15,
-                                  subtitle_chars=36 if compact else None, meta=dict(min_width=round(width))))
+                                  subtitle_chars=32 if compact else None, meta=dict(min_width=round(width))))
     return fig

@@ -189,7 +189,7 @@ def block_figure(t: Trace, compact: bool = False) -> go.Figure:
     skip = t.config.skip
     subtitle = (f"first block of each stage; y = ReLU(F(x) + S(x)); "
                 f"skip option {skip}: {SKIP_OPTIONS[skip].split(':')[0]}")
-    bottom = -5.5 - (7.0 if compact else 0.0)  # the note's three lines, under the last panel
+    bottom = -5.5 - (12.0 if compact else 0.0)  # the note's three lines (~45 px), under the last panel
     top = (rows - 1) * ROW_H + 105
     return cv.figure(card_layout(
         "Residual blocks", 2050 if compact else 620, subtitle, margin=dict(l=6, r=6, t=110, b=6) if compact
