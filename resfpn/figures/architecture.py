@@ -39,8 +39,9 @@ class _Geometry:
         return f"<b>{name}</b><br>{shape}<br>{stride}" if self.compact else f"<b>{name}</b> · {shape}<br>{stride}"
 
     def box_size(self, channels: int, positions: int) -> tuple[float, float]:
-        w, h = _box_size(channels, positions)
-        return (22.5 + 0.2 * math.log2(max(channels, 1)), 6.4) if self.compact else (w, h)
+        if self.compact:
+            return 22.5 + 0.2 * math.log2(max(channels, 1)), 6.4
+        return _box_size(channels, positions)
 
     def fit(self, box: _Box) -> _Box:
         """Compact: the box widened to hold its label at ``PHONE_PX_PER_UNIT`` (long shapes, e.g.
@@ -318,10 +319,12 @@ def architecture_figure(t: Trace, *, highlight: Iterable[str] | None = None, tit
     line = 3.0 * 80 / g.row_px  # one 11 px line, in data units
     bottom = -7.5 - line * legend_lines
     add_label(cv, 99, bottom + 1.0, legend, MUTED, size=11, xanchor="right", yanchor="bottom", align="right")
-    if marks.shown:  # more lines under the legend
-        text = wrap(marks.legend(), 46) if g.compact else marks.legend()
-        bottom -= line * (text.count("<br>") + 1 if g.compact else 1)
-        add_label(cv, 99, bottom + 0.3, text, DIFF, size=11, xanchor="right", yanchor="bottom", align="right")
+    diff_lines = 0  # lines of the "≠" legend under the legend
+    if marks.shown:
+        diff = wrap(marks.legend(), 46) if g.compact else marks.legend()
+        diff_lines = diff.count("<br>") + 1 if g.compact else 1
+        bottom -= line * diff_lines
+        add_label(cv, 99, bottom + 0.3, diff, DIFF, size=11, xanchor="right", yanchor="bottom", align="right")
     if t.mismatch:
         text = wrap("Shape mismatch — " + t.mismatch.headline, 34) if g.compact else mismatch_note(t)
         cv.notes.append(dict(x=99, y=ROW_PITCH * (0.5 if g.compact else 0.95), text=text, showarrow=False, align="left",
@@ -333,8 +336,7 @@ def architecture_figure(t: Trace, *, highlight: Iterable[str] | None = None, tit
     rows = max(_row(n) for n in boxes) + 1
     return cv.figure(card_layout(
         f"{title_prefix}: Architecture map" if title_prefix else "Architecture map",
-        180 + g.row_px * rows + 16 * (legend_lines - 1) + (24 + 16 * (text.count("<br>") if g.compact else 0)
-                                                            if marks.shown else 0),
+        180 + g.row_px * rows + 16 * (legend_lines - 1) + (24 + 16 * (diff_lines - 1) if diff_lines else 0),
         subtitle, margin=dict(l=6, r=6, t=106, b=6) if g.compact else dict(l=10, r=10, t=70, b=6),
         xaxis=hidden_axes() | dict(range=[0, 100]), yaxis=hidden_axes() | dict(range=[bottom, top + 10]),
         subtitle_chars=36 if g.compact else None,

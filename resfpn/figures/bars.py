@@ -102,7 +102,10 @@ def level_bars_figure(t: Trace, compact: bool = False) -> go.Figure:
     _bar(fig, 6, 1, labels, [m or None for m in macs], [format_count(v) for v in macs], part_colors,
          [f"<b>{p}</b>: {v:,} MACs (FLOPs = 2 × MACs)" for p, v in zip(parts, macs)], compact)
     input_line = dict(row=4, col=1, line=dict(color=MUTED, dash="dash", width=1), layer="below")
-    fig.add_vline(x=side, **input_line) if compact else fig.add_hline(y=side, **input_line)
+    if compact:
+        fig.add_vline(x=side, **input_line)
+    else:
+        fig.add_hline(y=side, **input_line)
     _level_ticks(fig, t, [(1, 1), (2, 1), (3, 1), (4, 1)], compact)
     for (r, col), values, log in [((1, 1), s["channels"], False), ((2, 1), s["positions"], True),
                                   ((4, 1), s["rf"] + [side], False), ((5, 1), params, True), ((6, 1), macs, True)]:
