@@ -34,3 +34,26 @@ def chromium() -> Iterator:
             yield browser
         finally:
             browser.close()
+
+
+def choose_example(page) -> None:
+    """Open the heatmaps tab and load its first example photo."""
+    page.get_by_role("tab", name="Feature heatmaps", exact=True).click()
+    page.locator("#examples").get_by_role("button").first.click()
+    page.wait_for_selector("#image img")
+
+
+def run_example(page) -> None:
+    """Load the first example photo and press Run (what the run shows, the caller waits for)."""
+    choose_example(page)
+    page.click("#run")
+
+
+def click_field_centre(page) -> None:
+    """After a run: click the middle of the receptive-field section's image (it loads lazily, so
+    it is scrolled into view first)."""
+    image = page.locator("#fields-image img")
+    image.wait_for()
+    image.scroll_into_view_if_needed()
+    box = image.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)

@@ -5,7 +5,7 @@ Screenshots are saved in test-artifacts/ for people to look at.
 
 import pytest
 
-from browsing import ARTIFACTS, chromium
+from browsing import ARTIFACTS, chromium, click_field_centre, run_example
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +27,7 @@ def test_explore_run_switch_and_diagnose(page):
     page.screenshot(path=str(ARTIFACTS / "1-architecture.png"), full_page=True)
 
     # Pick an example image and run it: every level's heatmap must render.
-    page.get_by_role("tab", name="Feature heatmaps").click()
-    page.locator("#examples").get_by_role("button").first.click()
-    page.wait_for_selector("#image img")
-    page.click("#run")
+    run_example(page)
     page.wait_for_selector("#heat-plot .js-plotly-plot .main-svg")
     page.wait_for_function(
         "() => document.querySelectorAll('#heat-plot .heatmaplayer image').length >= 9", timeout=120_000
@@ -91,14 +88,8 @@ def test_link_dark_theme_fields_and_compare(page, served_app):
     page.goto(served_app + "?input_height=128&input_width=128")
     page.wait_for_function("() => { const e = document.querySelector('#summary');"
                            " return e && e.innerText.includes('128×128 input'); }")
-    page.get_by_role("tab", name="Feature heatmaps").click()
-    page.locator("#examples").get_by_role("button").first.click()
-    page.wait_for_selector("#image img")
-    page.click("#run")
-    page.wait_for_selector("#fields-image img")
-    page.locator("#fields-image img").scroll_into_view_if_needed()
-    box = page.locator("#fields-image img").bounding_box()
-    page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+    run_example(page)
+    click_field_centre(page)
     page.wait_for_function("() => document.querySelector('#fields-status').innerText.includes('point (x=')")
     page.wait_for_selector("#fields-plot .js-plotly-plot .main-svg")
     title = page.eval_on_selector("#fields-plot .js-plotly-plot", "e => e.layout.title.text")

@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from browsing import ARTIFACTS, chromium
+from browsing import ARTIFACTS, choose_example, chromium, click_field_centre, run_example
 
 WIDTHS = (390, 768, 1400)
 SCREENS = [(w, theme) for w in WIDTHS for theme in ("light", "dark")]  # "Done when": three widths, light and dark
@@ -55,7 +55,7 @@ def test_every_tab_once_in_any_order(browser, served_app, width, theme):
             assert tab.count() == 1, f"{name}: {page.evaluate(BAR_JS)}"
             tab.click()
             assert page.evaluate(BAR_JS) == TABS, f"after {name} at {width} px"
-            assert page.get_attribute(f"#views [role=tab][aria-selected=true]", "data-tab-id") is not None
+            assert page.get_attribute("#views [role=tab][aria-selected=true]", "data-tab-id") is not None
     page.screenshot(path=str(ARTIFACTS / f"tabs-{width}-{theme}.png"))
     page.context.close()
 
@@ -124,9 +124,7 @@ def test_errors_stay_where_they_happened(browser, served_app, width, theme):
     assert _log(served_app).count(p7_refused) == p7_lines + 1
 
     # A published source offline with an empty cache: the download fails, and says how to get it.
-    page.get_by_role("tab", name="Feature heatmaps", exact=True).click()
-    page.locator("#examples").get_by_role("button").first.click()
-    page.wait_for_selector("#image img")
+    choose_example(page)
     page.click("#weights input")
     page.locator("[role=option]", has_text="ImageNet").first.click()
     for elem_id in ("preset", "weights", "p6"):  # a long choice ends in "…" before the arrow, not under it
@@ -146,10 +144,7 @@ def test_errors_stay_where_they_happened(browser, served_app, width, theme):
     page.goto(served_app + "?input_height=2048&input_width=2048&widths=2048,2048,2048,2048"
               + ("&__theme=dark" if theme == "dark" else ""))
     page.wait_for_function("() => { const e = document.querySelector('#summary'); return e && e.innerText.includes('2048×2048'); }")
-    page.get_by_role("tab", name="Feature heatmaps", exact=True).click()
-    page.locator("#examples").get_by_role("button").first.click()
-    page.wait_for_selector("#image img")
-    page.click("#run")
+    run_example(page)
     page.wait_for_function("() => document.querySelector('#run-status').innerText.includes('Run refused')")
     assert "use a smaller input" in page.inner_text("#run-status")
     page.context.close()
@@ -274,10 +269,7 @@ def test_figures_fit_their_text(browser, served_app, width, theme):
         page.wait_for_timeout(300)
         page.locator(f"#{elem_id}").screenshot(path=str(ARTIFACTS / f"fit-{elem_id}-{tag}.png"))
         _fits(page, elem_id)
-    page.get_by_role("tab", name="Feature heatmaps", exact=True).click()
-    page.locator("#examples").get_by_role("button").first.click()
-    page.wait_for_selector("#image img")
-    page.click("#run")
+    run_example(page)
     page.wait_for_function("() => document.querySelectorAll('#heat-plot .heatmaplayer image').length >= 9")
     page.wait_for_timeout(300)
     _fits(page, "heat-plot")
@@ -367,14 +359,8 @@ def test_share_compare_and_fields_round_trips(browser, served_app, tmp_path):
     page.wait_for_function("() => document.querySelector('#compare-summary').innerText.includes('Pin the current design')")
 
     # Receptive fields: run, click a point, then choose another level.
-    page.get_by_role("tab", name="Feature heatmaps", exact=True).click()
-    page.locator("#examples").get_by_role("button").first.click()
-    page.wait_for_selector("#image img")
-    page.click("#run")
-    page.wait_for_selector("#fields-image img")
-    page.locator("#fields-image img").scroll_into_view_if_needed()
-    box = page.locator("#fields-image img").bounding_box()
-    page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+    run_example(page)
+    click_field_centre(page)
     page.wait_for_function("() => document.querySelector('#fields-status').innerText.includes('level P3')")
     page.locator("#fields-level").get_by_text("C4", exact=True).click()
     page.wait_for_function("() => document.querySelector('#fields-status').innerText.includes('level C4')")

@@ -5,7 +5,6 @@ it. The file comes from a loopback server that trickles (RESFPN_TORCHVISION_URL 
 import http.server
 import re
 import statistics
-import threading
 import time
 
 import pytest
@@ -16,6 +15,7 @@ from app import EXAMPLES, controls_from_config
 from resfpn import Config
 from resfpn.weights.pretrained import SOURCES
 
+import loopback
 from conftest import launch_app
 
 SOURCE = SOURCES["coco-faster-rcnn"]
@@ -29,7 +29,7 @@ class _Trickle(http.server.ThreadingHTTPServer):
     open = 0  # transfers still being written
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
+class _Handler(loopback.Handler):
     def do_GET(self):
         self.server.gets += 1
         self.server.open += 1
@@ -47,17 +47,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         finally:
             self.server.open -= 1
 
-    def log_message(self, *args):
-        pass
-
 
 @pytest.fixture
 def trickle():
-    server = _Trickle(("127.0.0.1", 0), _Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with loopback.serving(_Trickle(("127.0.0.1", 0), _Handler)) as server:
+        yield server
 
 
 def _page_run(client, config, weights="random"):

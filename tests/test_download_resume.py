@@ -7,7 +7,6 @@ import hashlib
 import http.server
 import os
 import re
-import threading
 import time
 
 import pytest
@@ -15,6 +14,8 @@ import pytest
 from resfpn.weights.download import (CorruptFile, WeightsUnavailable, cached_path, fetch, partial_path,
                              remove_stale_partials)
 from resfpn.weights.pretrained import SOURCES
+
+import loopback
 
 BODY = bytes(range(256)) * 4096 * 2  # 2 MiB
 
@@ -27,7 +28,7 @@ class _Server(http.server.ThreadingHTTPServer):
     requests: list
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
+class _Handler(loopback.Handler):
     def do_GET(self):
         header = self.headers.get("Range")
         self.server.requests.append(header)
@@ -39,17 +40,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(BODY) - start))
         self.end_headers()
         end = len(BODY) if start or self.server.cut_at is None else self.server.cut_at
-        try:
-            for i in range(start, end, 16384):
-                self.wfile.write(BODY[i:min(i + 16384, end)])
-                if self.server.trickle:
-                    self.wfile.flush()
-                    time.sleep(self.server.trickle)
-        except OSError:
-            pass
-
-    def log_message(self, *args):
-        pass
+        self.send_pieces(BODY[start:end], 16384, self.server.trickle)
 
 
 @pytest.fixture
@@ -58,10 +49,8 @@ def server(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     srv = _Server(("127.0.0.1", 0), _Handler)
     srv.requests = []
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with loopback.serving(srv):
+        yield srv
 
 
 def _source(server, body=BODY):

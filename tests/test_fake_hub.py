@@ -5,7 +5,6 @@ even where the Hub advertises an Xet transfer (these downloads go over plain HTT
 import dataclasses
 import hashlib
 import http.server
-import threading
 import time
 
 import pytest
@@ -15,6 +14,8 @@ from safetensors.torch import save_file
 from resfpn.weights.digests import hashes_done
 from resfpn.weights.download import CorruptFile, WeightsUnavailable, fetch
 from resfpn.weights.pretrained import SOURCES
+
+import loopback
 
 COMMIT = "a" * 40
 REPO = "timm/resnet18.tv_in1k"
@@ -29,7 +30,7 @@ class _Hub(http.server.ThreadingHTTPServer):
     gets = 0
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
+class _Handler(loopback.Handler):
     def _headers(self) -> bool:
         hub = self.server
         if not self.path.startswith(f"/{REPO}/resolve/"):
@@ -55,23 +56,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if not self._headers():  # huggingface_hub also asks other /api routes: 404
             return
         self.server.gets += 1
-        try:
-            for i in range(0, len(self.server.body), 4096):
-                self.wfile.write(self.server.body[i:i + 4096])
-                if self.server.trickle:
-                    self.wfile.flush()
-                    time.sleep(self.server.trickle)
-        except OSError:
-            pass
-
-    def log_message(self, *args):
-        pass
+        self.send_pieces(self.server.body, 4096, self.server.trickle)
 
 
 @pytest.fixture
 def hub(tmp_path, monkeypatch):
     server = _Hub(("127.0.0.1", 0), _Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_port}")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
@@ -79,9 +69,8 @@ def hub(tmp_path, monkeypatch):
                "layer1.0.conv1.weight": torch.randn(8, 8, 3, 3), "fc.weight": torch.randn(10, 16)}
     save_file(tensors, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})  # timm's layout, small
     server.body = (tmp_path / "model.safetensors").read_bytes()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with loopback.serving(server):
+        yield server
 
 
 def _pinned(hub, **changes):

@@ -18,6 +18,8 @@ from resfpn.serving.images import to_tensor
 from resfpn.weights.loading import load_source
 from resfpn.weights.pretrained import SOURCES, WeightsDontFit, describe, fit, require_fit, resolve, weight_choices
 
+import loopback
+
 
 def _import_torchvision_and_timm():
     """torchvision's wheel needs CUDA torch for its C ops; declaring the two op schemas lets its
@@ -258,7 +260,7 @@ class _Server(http.server.ThreadingHTTPServer):
     gets: int = 0
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
+class _Handler(loopback.Handler):
     def do_GET(self):
         body = self.server.files.get(self.path.lstrip("/"))
         self.server.gets += 1
@@ -268,22 +270,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        for i in range(0, len(body), 4096):
-            self.wfile.write(body[i:i + 4096])
-
-    def log_message(self, *args):
-        pass
+        self.send_pieces(body, 4096)
 
 
 @pytest.fixture
 def server():
     srv = _Server(("127.0.0.1", 0), _Handler)
     srv.files = {}
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with loopback.serving(srv):
+        yield srv
 
 
 def _served_source(server, body: bytes, published_bytes: int | None = None, name="tiny_fpn_coco"):

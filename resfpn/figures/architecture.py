@@ -215,7 +215,7 @@ def _draw_fpn(cv: Canvas, t: Trace, boxes: dict[str, _Box], marks: Marks = Marks
     if g.compact and cfg.policy == "match":
         resize = f"resize<br>({cfg.upsample})"
     lateral, output = ("1×1", "3×3") if g.compact else ("1×1 conv", "3×3 conv")
-    X_M, X_P = g.x_m, g.x_p
+    X_M = g.x_m
     nodes, rings = [], []
     levels = list(cfg.fpn_levels)
     for c in levels:
